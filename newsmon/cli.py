@@ -1,0 +1,126 @@
+"""The ``newsmon`` command line: thin wrappers over library functions the DAGs call too."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from newsmon.errors import NewsmonError, NotImplementedYet
+from newsmon.settings import get_settings
+
+app = typer.Typer(
+    help="newsmon: crawl, analyse, index and alert on Korean and Chinese tech news.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+es_app = typer.Typer(
+    help="Manage the local Elasticsearch node (development and tests).", no_args_is_help=True
+)
+app.add_typer(es_app, name="es")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _not_yet(feature: str) -> None:
+    raise NotImplementedYet(f"{feature}: not implemented yet")
+
+
+# --- local Elasticsearch node -------------------------------------------------------------
+
+
+@es_app.command("start")
+def es_start() -> None:
+    """Start the local node on NEWSMON_ES_URL's port; data under NEWSMON_DATA_DIR/es."""
+    from newsmon import esnode
+
+    settings = get_settings()
+    with console.status(f"starting Elasticsearch at {settings.es_url} ..."):
+        st = esnode.start(settings)
+    out.print(f"Elasticsearch {st.version or ''} running at {st.url} (pid {st.pid}, health {st.health})")
+
+
+@es_app.command("stop")
+def es_stop() -> None:
+    """Stop the local node started by `newsmon es start`."""
+    from newsmon import esnode
+
+    if esnode.stop(get_settings()):
+        out.print("Elasticsearch stopped")
+    else:
+        out.print("Elasticsearch was not running (no pid file)")
+
+
+@es_app.command("status")
+def es_status() -> None:
+    """Show whether the node is running and its health."""
+    from newsmon import esnode
+
+    st = esnode.status(get_settings())
+    if st.running:
+        who = f"pid {st.pid}" if st.managed else "not started by newsmon"
+        out.print(f"running at {st.url} ({who}), health {st.health}, version {st.version}")
+    else:
+        out.print(f"not running at {st.url}")
+        raise typer.Exit(3)
+
+
+# --- main job -----------------------------------------------------------------------------
+
+
+@app.command("run")
+def run(
+    sources: Annotated[Path | None, typer.Option(help="Source registry (YAML file or folder).")] = None,
+    demo: Annotated[bool, typer.Option(help="Crawl the bundled offline demo site.")] = False,
+    feeds_only: Annotated[bool, typer.Option(help="Poll feeds only (no sitemaps or list pages).")] = False,
+) -> None:
+    """Run crawl -> analyze -> index -> alerts once, and print a summary."""
+    from newsmon.pipeline import run_once, summary_table
+
+    summary = run_once(
+        get_settings(), sources_path=sources, demo=demo, feeds_only=feeds_only, console=console
+    )
+    out.print(summary_table(summary))
+
+
+def _stub(name: str, help_text: str) -> None:
+    def command() -> None:
+        _not_yet(f"newsmon {name}")
+
+    command.__doc__ = help_text
+    app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+
+
+for _name, _help in [
+    ("crawl", "Crawl sources into a JSONL spool."),
+    ("extract", "Extract one saved page to JSON."),
+    ("analyze", "Analyse articles from JSON lines."),
+    ("index", "Set up the index or index articles."),
+    ("search", "Search indexed articles."),
+    ("alerts", "Alert rules and emails."),
+    ("sources", "List and check the source registry."),
+    ("reprocess", "Re-run analysis on stored articles."),
+    ("kibana", "Import Kibana saved objects."),
+    ("train", "Train a topic classifier."),
+]:
+    _stub(_name, _help)
+
+
+def main() -> None:
+    try:
+        app()
+    except NewsmonError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

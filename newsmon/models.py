@@ -1,0 +1,74 @@
+"""The one ``Article`` model that flows from crawl to index to alert."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field, computed_field
+
+
+def url_id(canonical_url: str) -> str:
+    """Stable document id: the same canonical URL always maps to the same id."""
+    return hashlib.sha1(canonical_url.encode("utf-8")).hexdigest()
+
+
+def content_hash(title: str, text: str) -> str:
+    return hashlib.sha1(f"{title}\n{text}".encode()).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Topic(BaseModel):
+    label: str
+    score: float
+    evidence: list[str] = Field(default_factory=list)
+
+
+class AlertDecision(BaseModel):
+    export_controls: bool = False
+    score: float = 0.0
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Article(BaseModel):
+    """One news article; crawlers fill the first block, nlp/ the second, index/ the third."""
+
+    # --- extraction
+    url: str
+    canonical_url: str
+    source: str = ""  # registry name of the outlet
+    site: str = ""  # host of the canonical URL
+    title: str = ""
+    text: str = ""
+    published: datetime | None = None
+    authors: list[str] = Field(default_factory=list)
+    lang: str | None = None
+    fetched: datetime = Field(default_factory=utcnow)
+    extractor: str = ""
+
+    # --- analysis
+    tokens: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    entities: list[str] = Field(default_factory=list)
+    topics: list[Topic] = Field(default_factory=list)
+    relevance: float | None = None
+    alert: AlertDecision = Field(default_factory=AlertDecision)
+    cluster_id: str | None = None
+    analyzer: str = ""
+
+    # --- index bookkeeping
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def id(self) -> str:
+        return url_id(self.canonical_url)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.title, self.text)

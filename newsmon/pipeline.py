@@ -1,0 +1,206 @@
+"""The pipeline stages as plain functions: the CLI and the Airflow DAGs both call these.
+
+Hand-off between stages is by files under ``NEWSMON_DATA_DIR/inbox`` (never article bodies
+through XCom). A crawl's output stays in the inbox until it is analysed and indexed (or
+spooled by the indexer), so a crash between stages loses nothing; a re-run re-indexes it,
+and idempotent upserts keep that from duplicating anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from newsmon.models import Article
+from newsmon.settings import Settings
+
+if TYPE_CHECKING:
+    from crawlers.registry import Source
+    from crawlers.run import CrawlStats
+    from index.bulk import IndexStats
+
+Progress = Callable[[str], None]
+
+
+def inbox_dir(settings: Settings) -> Path:
+    path = settings.data_dir / "inbox"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pending_inbox_files(settings: Settings) -> list[Path]:
+    """Crawl outputs not yet indexed, oldest first (``.part`` files are crawls in progress)."""
+    return sorted(inbox_dir(settings).glob("*.jsonl"))
+
+
+def load_sources(settings: Settings, sources_path: Path | None = None) -> list[Source]:
+    from crawlers.registry import load_sources as load
+
+    return [s for s in load(sources_path or settings.sources) if s.enabled]
+
+
+def crawl_to_inbox(
+    settings: Settings,
+    sources: list[Source],
+    *,
+    since: datetime | None = None,
+    feeds_only: bool = False,
+    tag: str = "crawl",
+    progress: Progress | None = None,
+) -> CrawlStats:
+    """Crawl into a new inbox file; it appears under its final name only when complete."""
+    from crawlers.run import crawl
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    final = inbox_dir(settings) / f"{stamp}-{tag}.jsonl"
+    partial = final.with_suffix(".jsonl.part")
+    stats = crawl(sources, settings, partial, since=since, feeds_only=feeds_only, progress=progress)
+    if partial.exists():
+        partial.rename(final)
+    stats.out_file = final
+    return stats
+
+
+def read_articles(path: Path, errors: dict[str, int] | None = None) -> Iterator[Article]:
+    """Articles from a JSONL file; a bad line is counted and skipped, never fatal."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                yield Article.model_validate_json(line)
+            except ValueError:
+                if errors is not None:
+                    errors["bad_inbox_line"] = errors.get("bad_inbox_line", 0) + 1
+
+
+@dataclass
+class ProcessStats:
+    files: int = 0
+    analyzed: int = 0
+    indexed: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def process_inbox(settings: Settings, *, progress: Progress | None = None) -> ProcessStats:
+    """Analyse and index every pending inbox file, then remove it."""
+    from index.bulk import index_articles
+    from nlp.pipeline import analyze_articles
+
+    stats = ProcessStats()
+    for path in pending_inbox_files(settings):
+        stats.files += 1
+        articles = list(read_articles(path, stats.errors))
+        if progress:
+            progress(f"analysing {len(articles)} articles from {path.name}")
+        analyzed = list(analyze_articles(articles))
+        stats.analyzed += len(analyzed)
+        if progress:
+            progress(f"indexing {len(analyzed)} articles")
+        result: IndexStats = index_articles(analyzed, settings)
+        for key, value in _counts(result).items():
+            stats.indexed[key] = stats.indexed.get(key, 0) + value
+        # Indexed or spooled by the indexer: either way it is safe to let the file go.
+        path.unlink()
+    return stats
+
+
+def _counts(obj: Any) -> dict[str, int]:
+    return {k: v for k, v in vars(obj).items() if isinstance(v, int)}
+
+
+@dataclass
+class RunSummary:
+    crawl: dict[str, Any]
+    process: ProcessStats
+    alerts: dict[str, int]
+    seconds: float
+
+
+def run_once(
+    settings: Settings,
+    *,
+    sources_path: Path | None = None,
+    demo: bool = False,
+    feeds_only: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """The main job: crawl -> analyse -> index -> alerts, once."""
+    from newsmon import esnode
+
+    console = console or Console(stderr=True)
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        console.log(msg, highlight=False)
+
+    with ExitStack() as stack:
+        if settings.es_is_local and esnode.ensure_running(settings):
+            say(f"started local Elasticsearch at {settings.es_url}")
+        if demo:
+            from crawlers.demo_server import demo_sources, serve_demo
+
+            server = stack.enter_context(serve_demo())
+            sources = demo_sources(server.url)
+            say(f"serving the demo site at {server.url}")
+        else:
+            sources = load_sources(settings, sources_path)
+        say(f"crawling {len(sources)} sources")
+        crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
+    from index.setup import setup_index
+
+    setup_index(settings)
+    processed = process_inbox(settings, progress=say)
+    alerts = run_alert_rules(settings, progress=say)
+    return RunSummary(
+        crawl=vars(crawl_stats), process=processed, alerts=alerts, seconds=time.monotonic() - started
+    )
+
+
+def run_alert_rules(settings: Settings, *, progress: Progress | None = None) -> dict[str, int]:
+    from newsmon.alerts.run import run_alerts
+
+    return _counts(run_alerts(settings, progress=progress))
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"newsmon run ({summary.seconds:.1f}s)", show_header=True)
+    table.add_column("stage")
+    table.add_column("count", justify="right")
+    crawl = summary.crawl
+    rows: list[tuple[str, Any]] = [
+        ("pages fetched", crawl.get("pages_fetched", 0)),
+        ("articles new", crawl.get("articles_new", 0)),
+        ("articles updated", crawl.get("articles_updated", 0)),
+        ("articles unchanged", crawl.get("articles_unchanged", 0)),
+    ]
+    rows += [(f"skipped: {k}", v) for k, v in sorted(crawl.get("skipped", {}).items())]
+    rows += [(f"error: {k}", v) for k, v in sorted(crawl.get("errors", {}).items())]
+    rows.append(("articles analysed", summary.process.analyzed))
+    rows += [(f"index: {k}", v) for k, v in sorted(summary.process.indexed.items())]
+    rows += [(f"error: {k}", v) for k, v in sorted(summary.process.errors.items())]
+    rows += [(f"alerts: {k}", v) for k, v in sorted(summary.alerts.items())]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+def summary_json(summary: RunSummary) -> str:
+    return json.dumps(
+        {
+            "crawl": {k: str(v) if isinstance(v, Path) else v for k, v in summary.crawl.items()},
+            "process": vars(summary.process),
+            "alerts": summary.alerts,
+            "seconds": round(summary.seconds, 2),
+        },
+        ensure_ascii=False,
+    )

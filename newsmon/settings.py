@@ -1,0 +1,161 @@
+"""Settings from ``NEWSMON_*`` environment variables, with an optional config file.
+
+pydantic-settings gives typed parsing and one error per bad variable; precedence is
+environment > ``NEWSMON_CONFIG`` file (YAML or .env style) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from newsmon.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCES = REPO_ROOT / "crawlers" / "sources"
+
+
+class SmtpTls(StrEnum):
+    none = "none"
+    starttls = "starttls"
+    ssl = "ssl"
+
+
+class _YamlConfigSource(PydanticBaseSettingsSource):
+    """Reads the optional YAML file named by NEWSMON_CONFIG (keys without the prefix)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("NEWSMON_CONFIG")
+        self._data: dict[str, Any] = {}
+        if path:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"NEWSMON_CONFIG: no such file: {path}")
+            try:
+                loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"NEWSMON_CONFIG: {path} is not valid YAML: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"NEWSMON_CONFIG: {path} must hold a mapping of settings")
+            self._data = {str(k).lower().removeprefix("newsmon_"): v for k, v in loaded.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSMON_", extra="ignore")
+
+    es_url: str = "http://127.0.0.1:9200"
+    es_user: str | None = None
+    es_password: str | None = None
+    es_ca_certs: Path | None = None
+    index_prefix: str = "newsmon"
+    data_dir: Path = Path("./var")
+    sources: Path = DEFAULT_SOURCES
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: SmtpTls = SmtpTls.none
+    alert_from: str = "newsmon@localhost"
+    # NoDecode: the variable is plain comma-separated text, not JSON.
+    alert_to: Annotated[list[str], NoDecode] = []
+    user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitoring bot)"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlConfigSource(settings_cls))
+
+    @field_validator("es_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:9200")
+        return value.rstrip("/")
+
+    @field_validator("index_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value or value != value.lower() or any(c in value for c in ' "*\\<|,>/?'):
+            raise ValueError("must be a lowercase Elasticsearch index name prefix")
+        return value
+
+    @field_validator("smtp_port")
+    @classmethod
+    def _check_port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("alert_to", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [addr.strip() for addr in value.split(",") if addr.strip()]
+        return value
+
+    @field_validator("alert_to")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        for addr in value:
+            if "@" not in addr:
+                raise ValueError(f"{addr!r} is not an email address")
+        return value
+
+    @property
+    def es_host(self) -> str:
+        return urlsplit(self.es_url).hostname or "127.0.0.1"
+
+    @property
+    def es_port(self) -> int:
+        return urlsplit(self.es_url).port or (443 if self.es_url.startswith("https") else 9200)
+
+    @property
+    def es_is_local(self) -> bool:
+        return self.es_host in ("127.0.0.1", "localhost", "::1")
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data dir, created on demand for its parent."""
+        target = self.data_dir.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+
+def _fields_env_name(loc: tuple[Any, ...]) -> str:
+    return "NEWSMON_" + str(loc[0]).upper() if loc else "NEWSMON_*"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{_fields_env_name(err['loc'])}: {msg} (got {err.get('input')!r})") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
