@@ -88,6 +88,25 @@ def run(
     out.print(summary_table(summary))
 
 
+def _mount() -> None:
+    """Commands that live beside the library code they wrap (Scrapy split: the CLI only routes)."""
+    from index.cli import index_command, kibana_app, reprocess_command, search_command, stats_command
+    from newsmon.airflow_local import newsmon_airflow_command
+    from newsmon.alerts.cli import alerts_app
+    from nlp.cli import analyze_command
+    from nlp.train import train_command
+
+    app.command("analyze")(analyze_command)
+    app.command("index")(index_command)
+    app.command("search")(search_command)
+    app.command("stats")(stats_command)
+    app.command("reprocess")(reprocess_command)
+    app.command("train")(train_command)
+    app.command("airflow")(newsmon_airflow_command)
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(kibana_app, name="kibana")
+
+
 def _stub(name: str, help_text: str) -> None:
     def command() -> None:
         _not_yet(f"newsmon {name}")
@@ -96,17 +115,11 @@ def _stub(name: str, help_text: str) -> None:
     app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
 
 
+_mount()
 for _name, _help in [
     ("crawl", "Crawl sources into a JSONL spool."),
     ("extract", "Extract one saved page to JSON."),
-    ("analyze", "Analyse articles from JSON lines."),
-    ("index", "Set up the index or index articles."),
-    ("search", "Search indexed articles."),
-    ("alerts", "Alert rules and emails."),
     ("sources", "List and check the source registry."),
-    ("reprocess", "Re-run analysis on stored articles."),
-    ("kibana", "Import Kibana saved objects."),
-    ("train", "Train a topic classifier."),
 ]:
     _stub(_name, _help)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from newsmon.errors import NewsmonError
 from newsmon.models import Article
 from newsmon.settings import Settings
 
@@ -149,7 +150,13 @@ def run_once(
         if demo:
             from crawlers.demo_server import demo_sources, serve_demo
 
-            server = stack.enter_context(serve_demo())
+            try:
+                server = stack.enter_context(serve_demo(port=settings.demo_port))
+            except OSError as exc:
+                raise NewsmonError(
+                    f"cannot serve the demo site on port {settings.demo_port} ({exc.strerror}); "
+                    "set NEWSMON_DEMO_PORT to a free port"
+                ) from None
             sources = demo_sources(server.url)
             say(f"serving the demo site at {server.url}")
         else:
@@ -166,10 +173,16 @@ def run_once(
     )
 
 
-def run_alert_rules(settings: Settings, *, progress: Progress | None = None) -> dict[str, int]:
+def run_alert_rules(
+    settings: Settings, *, mode: str = "immediate", progress: Progress | None = None
+) -> dict[str, int]:
+    """Run the alert rules; an SMTP failure is reported, and its stories stay pending."""
     from newsmon.alerts.run import run_alerts
 
-    return _counts(run_alerts(settings, progress=progress))
+    stats = run_alerts(settings, mode=mode, progress=progress)  # type: ignore[arg-type]
+    if stats.error and progress:
+        progress(f"alerts not sent: {stats.error}; they stay pending for the next run")
+    return _counts(stats)
 
 
 def summary_table(summary: RunSummary) -> Table:

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     alert_from: str = "newsmon@localhost"
     # NoDecode: the variable is plain comma-separated text, not JSON.
     alert_to: Annotated[list[str], NoDecode] = []
+    alert_rules: Path | None = None  # None: the packaged newsmon/alerts/rules.yaml
+    # Fixed, so the demo's article URLs (and so their ids) are the same from run to run.
+    demo_port: int = 8645
     user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitoring bot)"
 
     @classmethod
@@ -101,7 +104,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a lowercase Elasticsearch index name prefix")
         return value
 
-    @field_validator("smtp_port")
+    @field_validator("smtp_port", "demo_port")
     @classmethod
     def _check_port(cls, value: int) -> int:
         if not 0 < value < 65536:

@@ -74,7 +74,7 @@ def test_cli_reports_bad_setting_in_one_line(tmp_path: Path) -> None:
 
 def test_unbuilt_commands_say_so(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "newsmon.cli", "kibana"], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-m", "newsmon.cli", "sources"], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 2
     assert "not implemented yet" in proc.stderr

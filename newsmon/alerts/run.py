@@ -1,0 +1,203 @@
+"""Run the alert rules after an index run: search new articles, record stories, send mail.
+
+``newsmon run``, ``newsmon alerts run`` and the Airflow DAG all call ``run_alerts``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, NotFoundError, TransportError
+
+from index.client import articles_alias, es_client
+from newsmon.alerts.ledger import Ledger, group_stories
+from newsmon.alerts.mailer import Outbox, SmtpError, SmtpTransport, Transport
+from newsmon.alerts.render import batches, compose
+from newsmon.alerts.rules import AlertRule, Mode, load_rules, rules_path
+from newsmon.alerts.search import search_new
+from newsmon.errors import NewsmonError
+from newsmon.models import utcnow
+from newsmon.settings import Settings
+
+# A rule's first run looks back this far instead of mailing the whole archive.
+FIRST_RUN_LOOKBACK = timedelta(hours=24)
+LOCK_WAIT_S = 120.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class AlertRunStats:
+    matched: int = 0  # articles matched by the rules in this run's windows
+    new_stories: int = 0  # stories seen for the first time (per rule)
+    sent: int = 0  # stories mailed (in a dry run: that would have been mailed)
+    emails: int = 0  # messages the SMTP server accepted (immediate: one per story)
+    skipped_already_sent: int = 0  # matched stories that a rule had already mailed
+    failed_pending: int = 0  # stories left pending after a failure; they go out next run
+    error: str | None = None  # the first failure, as one line
+    outbox: list[EmailMessage] = field(default_factory=list)  # dry run: the unsent messages
+
+
+def ledger_path(settings: Settings) -> Path:
+    return settings.path("alerts", "ledger.sqlite3")
+
+
+@contextmanager
+def _exclusive(settings: Settings) -> Iterator[None]:
+    """One alert run at a time per data dir, so a ``sending`` row always means a crash."""
+    lock_path = settings.path("alerts", "run.lock")
+    with lock_path.open("a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise NewsmonError(
+                        f"alerts: another alert run has held {lock_path} for over {LOCK_WAIT_S:.0f} s"
+                    ) from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _match(
+    rule: AlertRule,
+    client: Any,
+    alias: str,
+    ledger: Ledger,
+    until: datetime,
+    stats: AlertRunStats,
+    say: Progress,
+) -> None:
+    since = ledger.checkpoint(rule.name) or until - FIRST_RUN_LOOKBACK
+    until = max(since, until)  # never move a checkpoint back (clock adjustments)
+    articles, total = search_new(client, alias, rule, since, until)
+    if total > len(articles):
+        say(f"rule {rule.name}: {total} matches, only the first {len(articles)} are alerted")
+    before = ledger.record_matches(rule.name, group_stories(rule.name, articles), until)
+    new = sum(state is None for state in before.values())
+    done = sum(state in ("sending", "sent") for state in before.values())
+    stats.matched += len(articles)
+    stats.new_stories += new
+    stats.skipped_already_sent += done
+    say(f"rule {rule.name}: {len(articles)} new matching articles, {new} new stories, {done} already sent")
+
+
+def _deliver(
+    rule: AlertRule,
+    settings: Settings,
+    ledger: Ledger,
+    sender: Transport,
+    stats: AlertRunStats,
+    say: Progress,
+) -> bool:
+    """Send the rule's pending stories; False once the SMTP server failed (stop sending).
+
+    A message the server refuses for good (5xx) stays pending and the others go on, so one
+    unsendable story cannot hold up every later alert.
+    """
+    pending = ledger.pending(rule.name)
+    recipients = rule.recipients or settings.alert_to
+    if pending and not recipients:
+        stats.failed_pending += len(pending)
+        stats.error = stats.error or (
+            f"alerts: rule '{rule.name}' has no recipients: set NEWSMON_ALERT_TO or the rule's recipients"
+        )
+        return True
+    groups = batches(rule.mode, pending)
+    for number, group in enumerate(groups, start=1):
+        msg = compose(
+            rule,
+            rule.mode,
+            group,
+            sender=settings.alert_from,
+            recipients=recipients,
+            part=(number, len(groups)),
+        )
+        # Intent first: if we crash after the server accepted, the next run knows (see ledger).
+        ledger.mark_sending(group, msg["Message-ID"])
+        try:
+            sender.send(msg, recipients)
+        except SmtpError as exc:
+            ledger.mark_pending(group)
+            stats.error = stats.error or str(exc)
+            say(f"rule {rule.name}: {exc}")
+            if exc.permanent:
+                stats.failed_pending += len(group)
+                continue
+            stats.failed_pending += sum(len(g) for g in groups[number - 1 :])
+            return False
+        ledger.mark_sent(group)
+        stats.sent += len(group)
+        stats.emails += 1
+        say(f"rule {rule.name}: to {msg['To']}: {msg['Subject']}")
+    return True
+
+
+def run_alerts(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    mode: Mode = "immediate",
+    client: Any = None,
+    progress: Progress | None = None,
+    rules: Sequence[AlertRule] | None = None,
+) -> AlertRunStats:
+    """Evaluate the ``mode`` rules over newly indexed articles and mail new stories.
+
+    Stories the SMTP server did not accept stay pending and are retried by the next run;
+    the failure is reported in ``stats.error`` rather than raised, so the caller can show
+    the counts. A dry run works on an in-memory copy of the ledger and sends nothing.
+    """
+    say = progress or (lambda _line: None)
+    active = [r for r in (load_rules(rules_path(settings)) if rules is None else rules) if r.mode == mode]
+    stats = AlertRunStats()
+    if not active:
+        say(f"no {mode} alert rules")
+        return stats
+    client = es_client(settings) if client is None else client
+    alias = articles_alias(settings)
+    outbox = Outbox()
+    with nullcontext() if dry_run else _exclusive(settings):
+        path = ledger_path(settings)
+        ledger = Ledger.scratch_copy(path) if dry_run else Ledger.open(path)
+        sender: Transport = outbox if dry_run else SmtpTransport(settings)
+        try:
+            if requeued := ledger.requeue_interrupted():
+                say(f"{requeued} stories were interrupted while being sent; sending them again")
+            now = utcnow()
+            # ES keeps dates to the millisecond: a finer checkpoint could fall between a
+            # document's stored time and its real one and skip it at the window's edge.
+            until = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            try:
+                # Make everything the index run wrote visible before searching the window.
+                client.indices.refresh(index=alias)
+                for rule in active:
+                    _match(rule, client, alias, ledger, until, stats, say)
+            except NotFoundError:
+                say(f"no index {alias} yet: nothing to match")
+            except (ApiError, TransportError) as exc:
+                raise NewsmonError(f"alerts: Elasticsearch query on {alias} failed: {exc}") from None
+            smtp_ok = True
+            for rule in active:
+                if smtp_ok:
+                    smtp_ok = _deliver(rule, settings, ledger, sender, stats, say)
+                else:
+                    stats.failed_pending += len(ledger.pending(rule.name))
+        finally:
+            sender.close()
+            ledger.close()
+    stats.outbox = [msg for msg, _ in outbox.messages]
+    return stats

@@ -1,0 +1,688 @@
+"""A real local Elasticsearch node for development and tests, without Docker or the ES distribution.
+
+The node is the ES 8.19 server jar from Maven Central, started by a tiny launcher
+(``index/localnode``, a Maven project) with the netty4 HTTP transport and our own CJK analysis
+plugin (nori / smartcn / cjk_* names, as in production). This module builds it (``mvn package``
+once), starts it as a detached background JVM, and stops it.
+
+Layout under ``<data_dir>/es``: ``data/`` (indices), ``logs/`` (``newsmon-local.log`` and the JVM's
+``stdout.log``), ``config/`` (log4j config written by the launcher), ``tmp/``, ``node.pid``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsmon.errors import ESNodeError
+from newsmon.settings import REPO_ROOT, Settings
+
+LOCALNODE_DIR = REPO_ROOT / "index" / "localnode"
+TARGET_DIR = LOCALNODE_DIR / "target"
+LIB_DIR = TARGET_DIR / "lib"
+STAMP_FILE = TARGET_DIR / "newsmon-build.stamp"
+MAIN_CLASS = "org.elasticsearch.node.NewsmonNode"
+CLUSTER_NAME = "newsmon-local"
+CDS_DIR = TARGET_DIR / "cds"
+HEAP_ENV = "NEWSMON_ES_HEAP"
+JAVA_OPTS_ENV = "NEWSMON_ES_JAVA_OPTS"  # extra JVM flags, e.g. "-XX:TieredStopAtLevel=1"
+CDS_ENV = "NEWSMON_ES_CDS"  # "0": no class-data-sharing archive
+DEFAULT_HEAP = "1g"
+MIN_JAVA = 17
+
+# Flags the ES launcher (server-cli SystemJvmOptions) passes too, minus the ones only its bootstrap uses.
+_JVM_FLAGS = (
+    "-XX:+UseG1GC",
+    "-Xss1m",
+    "-XX:-OmitStackTraceInFastThrow",
+    "-XX:+ExitOnOutOfMemoryError",  # die visibly rather than limp on
+    "-Djava.awt.headless=true",
+    "-Dfile.encoding=UTF-8",
+    "-Djava.locale.providers=CLDR",
+    "-Djna.nosys=true",  # use the JNA that ES embeds, not a system one
+    "-Dio.netty.noUnsafe=true",
+    "-Dio.netty.noKeySetOptimization=true",
+    "-Dio.netty.recycler.maxCapacityPerThread=0",
+    "-Dlog4j.shutdownHookEnabled=false",  # the launcher shuts log4j down after the node has closed
+    "-Dlog4j2.disable.jmx=true",
+    "-Dlog4j2.formatMsgNoLookups=true",
+)
+
+
+@dataclass
+class NodeStatus:
+    running: bool
+    pid: int | None
+    url: str
+    health: str | None
+    version: str | None
+    managed: bool  # started by us (a live pid file)
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+def es_dir(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "es"
+
+
+def pid_file(settings: Settings) -> Path:
+    return es_dir(settings) / "node.pid"
+
+
+def stdout_log(settings: Settings) -> Path:
+    return es_dir(settings) / "logs" / "stdout.log"
+
+
+def node_log(settings: Settings) -> Path:
+    return es_dir(settings) / "logs" / f"{CLUSTER_NAME}.log"
+
+
+# --- build ------------------------------------------------------------------------------------
+
+
+def _inputs_digest() -> str:
+    """Hash of the Maven project's inputs (pom + sources): the build is redone when it changes."""
+    h = hashlib.sha256()
+    files = [LOCALNODE_DIR / "pom.xml", *sorted(p for p in (LOCALNODE_DIR / "src").rglob("*") if p.is_file())]
+    for f in files:
+        h.update(str(f.relative_to(LOCALNODE_DIR)).encode())
+        h.update(b"\0")
+        h.update(f.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _is_built(digest: str) -> bool:
+    try:
+        return STAMP_FILE.read_text().strip() == digest and any(LIB_DIR.glob("newsmon-localnode-*.jar"))
+    except OSError:
+        return False
+
+
+def _maven_error(output: str) -> str:
+    """The most telling line of a failed Maven run (shortened to one readable line)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [ln.removeprefix("[ERROR]").strip() for ln in lines if ln.startswith("[ERROR]")]
+    # compiler errors and unresolvable artifacts name the cause; the rest is Maven boilerplate
+    cause = re.compile(r"\.java:\[\d+|Could not (resolve|transfer)|Non-resolvable")
+    causes = [ln for ln in errors if cause.search(ln)]
+    others = [ln for ln in errors if ln and "COMPILATION ERROR" not in ln]
+    line = (causes or others or lines or ["no output"])[0]
+    return line if len(line) <= 400 else line[:400] + " ..."
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (two test sessions building or starting at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_built(progress: Callable[[str], None] | None = None) -> Path:
+    """Build the node (``mvn package``) unless ``target/lib`` is up to date; returns the lib dir."""
+    if not (LOCALNODE_DIR / "pom.xml").is_file():
+        raise ESNodeError(f"the local node's Maven project is missing: {LOCALNODE_DIR / 'pom.xml'}")
+    digest = _inputs_digest()
+    if _is_built(digest):
+        return LIB_DIR
+    # the lock lives outside target/ so that `mvn clean` by hand cannot pull it away
+    lock = (
+        Path(os.environ.get("TMPDIR", "/tmp"))
+        / f"newsmon-localnode-{hashlib.sha1(bytes(LOCALNODE_DIR)).hexdigest()[:12]}.lock"
+    )
+    with _file_lock(lock):
+        if _is_built(digest):  # another process built it while we waited
+            return LIB_DIR
+        find_java()  # Maven needs a JDK too; fail with the Java message first
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise ESNodeError(
+                "Maven (mvn) is not on PATH; it is needed once to build the local node (apt install maven)"
+            )
+        if progress:
+            progress("building the local Elasticsearch node with Maven (first time downloads ~60 MB) ...")
+        # Build into a fresh staging dir and swap it in: a changed ES version leaves no old jars behind, and
+        # nodes running from target/lib meanwhile never see a half-filled folder.
+        staging, old = TARGET_DIR / "lib.new", TARGET_DIR / "lib.old"
+        for d in (staging, old, TARGET_DIR / "classes"):  # classes: no leftovers of deleted sources
+            shutil.rmtree(d, ignore_errors=True)
+        cmd = [mvn, "-q", "-B", "package", f"-Dlocalnode.lib={staging}"]
+        try:
+            proc = subprocess.run(cmd, cwd=LOCALNODE_DIR, capture_output=True, text=True, timeout=1800)
+        except subprocess.TimeoutExpired:
+            raise ESNodeError("building the local node timed out after 30 min (mvn package)") from None
+        if proc.returncode != 0:
+            raise ESNodeError(
+                f"building the local node failed (mvn package in {LOCALNODE_DIR}): "
+                f"{_maven_error(proc.stdout + proc.stderr)}"
+            )
+        if not any(staging.glob("newsmon-localnode-*.jar")):
+            raise ESNodeError(f"mvn package succeeded but {staging} has no newsmon-localnode jar")
+        if LIB_DIR.exists():
+            LIB_DIR.rename(old)
+        staging.rename(LIB_DIR)
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(CDS_DIR, ignore_errors=True)  # archives name the old jars; they are rebuilt on demand
+        STAMP_FILE.write_text(digest + "\n")
+        if progress:
+            progress("local Elasticsearch node built")
+    return LIB_DIR
+
+
+# --- java -------------------------------------------------------------------------------------
+
+
+def find_java() -> tuple[str, int]:
+    """The java to use (``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH) and its feature version."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        java = str(Path(java_home) / "bin" / "java")
+        if not os.access(java, os.X_OK):
+            raise ESNodeError(f"JAVA_HOME={java_home} has no bin/java")
+    else:
+        found = shutil.which("java")
+        if not found:
+            raise ESNodeError(
+                f"Java {MIN_JAVA}+ is needed for the local Elasticsearch node; no java on PATH "
+                "(apt install openjdk-17-jdk-headless, or set JAVA_HOME)"
+            )
+        java = found
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ESNodeError(f"cannot run {java} -version: {exc}") from None
+    version = parse_java_version(out.stderr + out.stdout)
+    if version is None:
+        raise ESNodeError(f"cannot tell the version of {java}")
+    if version < MIN_JAVA:
+        raise ESNodeError(
+            f"{java} is Java {version}; the local Elasticsearch node needs Java {MIN_JAVA}+ (set JAVA_HOME)"
+        )
+    return java, version
+
+
+def parse_java_version(text: str) -> int | None:
+    """Feature version from ``java -version`` output: '1.8.0_392' -> 8, '17.0.15' -> 17, '25' -> 25."""
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', text)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+
+
+def parse_heap(value: str) -> int:
+    """JVM size like '1g', '768m', '2048' (bytes as in -Xmx) -> bytes; ESNodeError if malformed."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", value)
+    if not m or int(m.group(1)) == 0:
+        raise ESNodeError(f"{HEAP_ENV}={value!r}: expected a size such as 1g or 768m")
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+
+
+def heap_flags(heap: str | None = None) -> list[str]:
+    """-Xms/-Xmx: max from NEWSMON_ES_HEAP (default 1g); the initial heap stays small (512m) to save RAM."""
+    heap = (heap if heap is not None else os.environ.get(HEAP_ENV) or DEFAULT_HEAP).strip()
+    size = parse_heap(heap)
+    xms = heap if size < 512 << 20 else "512m"
+    return [f"-Xms{xms}", f"-Xmx{heap}"]
+
+
+def java_command(
+    settings: Settings,
+    java: str,
+    java_version: int,
+    lib_dir: Path,
+    watch_pid: int | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    home = es_dir(settings)
+    cmd = [
+        java,
+        *heap_flags(),
+        *_JVM_FLAGS,
+        f"-Djava.io.tmpdir={home / 'tmp'}",
+        f"-XX:ErrorFile={home / 'logs' / 'hs_err_pid%p.log'}",
+    ]
+    if java_version >= 21:
+        # Lucene / ES native access from the classpath (the ES launcher names its modules; we are unnamed)
+        cmd.append("--enable-native-access=ALL-UNNAMED")
+    if watch_pid:
+        cmd.append(f"-Dnewsmon.watch.pid={watch_pid}")
+    cmd += [*extra, *shlex.split(os.environ.get(JAVA_OPTS_ENV, ""))]
+    cmd += [
+        "-cp",
+        f"{lib_dir}/*",
+        MAIN_CLASS,
+        f"-Epath.home={home}",
+        f"-Epath.data={home / 'data'}",
+        f"-Epath.logs={home / 'logs'}",
+        f"-Ecluster.name={CLUSTER_NAME}",
+        f"-Enode.name={CLUSTER_NAME}",
+        f"-Enetwork.host={settings.es_host}",
+        f"-Ehttp.port={settings.es_port}",
+    ]
+    return cmd
+
+
+# --- class-data sharing -------------------------------------------------------------------------
+#
+# Starting the node is mostly class loading (~15k classes). A dynamic CDS archive of those classes,
+# written once per build and java by a short training run, roughly halves the CPU time of every later
+# start. A stale or unusable archive is ignored by the JVM (-Xshare:auto), so this is only ever a speed-up.
+
+
+def _cds_archive(java: str) -> Path:
+    real = os.path.realpath(java)
+    st = os.stat(real)
+    key = hashlib.sha1(f"{real}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return CDS_DIR / f"node-{key}.jsa"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(settings: Settings, method: str, path: str, body: dict | None = None) -> None:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(settings.es_url + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=60) as resp:
+        resp.read()
+
+
+def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | None:
+    """The class-data archive for this java and build, created by a training run if missing; None if off."""
+    if os.environ.get(CDS_ENV, "1").strip() == "0":
+        return None
+    archive = _cds_archive(java)
+    failed = archive.with_suffix(".failed")
+    if archive.exists() or failed.exists():
+        return archive if archive.exists() else None
+    CDS_DIR.mkdir(parents=True, exist_ok=True)
+    with _file_lock(CDS_DIR / "cds.lock"):
+        if archive.exists() or failed.exists():
+            return archive if archive.exists() else None
+        tmp_archive = archive.with_suffix(f".{os.getpid()}.tmp")
+        with tempfile.TemporaryDirectory(prefix="newsmon-cds-") as tmp:
+            settings = Settings(es_url=f"http://127.0.0.1:{_free_port()}", data_dir=Path(tmp))
+            for sub in ("data", "logs", "tmp", "config"):
+                (es_dir(settings) / sub).mkdir(parents=True)
+            cmd = java_command(
+                settings, java, java_version, lib_dir, extra=[f"-XX:ArchiveClassesAtExit={tmp_archive}"]
+            )
+            with open(stdout_log(settings), "w") as out:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            reason = ""
+            try:
+                reason = _train(settings, proc)
+                proc.terminate()  # the archive is written as the JVM exits
+                proc.wait(timeout=180)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                reason = reason or f"training run failed: {exc}"
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                    reason = reason or "training run did not exit"
+            if not reason and not (tmp_archive.is_file() and tmp_archive.stat().st_size > 0):
+                reason = f"no archive written: {last_log_line(stdout_log(settings))}"
+        if reason:
+            tmp_archive.unlink(missing_ok=True)
+            failed.write_text(reason + "\n")  # don't retry on every start; a rebuild clears it
+            return None
+        tmp_archive.rename(archive)
+    return archive
+
+
+def _train(settings: Settings, proc: subprocess.Popen) -> str:
+    """Wait for the training node, then touch what tests and the pipeline use first; '' if all went well."""
+    deadline = time.monotonic() + 300
+    while _health(settings, timeout=2.0) not in ("yellow", "green"):
+        if proc.poll() is not None:
+            return f"training node exited: {last_log_line(stdout_log(settings), node_log(settings))}"
+        if time.monotonic() > deadline:
+            return "training node did not start within 300s"
+        time.sleep(0.5)
+    for analyzer, text in (("nori", "수출통제를 강화했다"), ("smartcn", "加强出口管制"), ("cjk", "出口管制")):
+        _request(settings, "POST", "/_analyze", {"analyzer": analyzer, "text": text})
+    _request(
+        settings, "PUT", "/t", {"mappings": {"properties": {"ko": {"type": "text", "analyzer": "nori"}}}}
+    )
+    _request(settings, "PUT", "/t/_doc/1?refresh=true", {"ko": "반도체 수출"})
+    _request(settings, "POST", "/t/_search", {"query": {"match": {"ko": "수출"}}})
+    return ""
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_our_node(pid: int) -> bool:
+    """A live process running our launcher (guards against a reused pid)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        return MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def read_pid_file(path: Path) -> tuple[int | None, str | None]:
+    """(pid, url) from a pid file ('<pid>\\n<url>\\n'); (None, None) if absent or garbled."""
+    try:
+        lines = path.read_text().split()
+    except OSError:
+        return None, None
+    if not lines or not lines[0].isdigit():
+        return None, None
+    return int(lines[0]), (lines[1] if len(lines) > 1 else None)
+
+
+def _managed_pid(settings: Settings) -> int | None:
+    """The pid of our node for these settings, removing a stale pid file on the way."""
+    path = pid_file(settings)
+    pid, _ = read_pid_file(path)
+    if pid is not None and _is_our_node(pid):
+        return pid
+    if path.exists():
+        path.unlink(missing_ok=True)  # stale: the process is gone (or the pid now belongs to something else)
+    return None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The pid holding a POSIX lock on ``lock`` (ES's node.lock), or None if it is free."""
+    if not lock.exists():
+        return None
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                return None
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            return None
+        inode = os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/locks").read_text().splitlines():
+            parts = line.split()
+            # "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+            if len(parts) >= 6 and parts[4].isdigit() and parts[5].rsplit(":", 1)[-1] == str(inode):
+                return int(parts[4])
+    return -1  # held, holder unknown
+
+
+# The JVM's closing words after a bad option etc.; the line before them says what went wrong.
+_JVM_BOILERPLATE = (
+    "Error: Could not create the Java Virtual Machine.",
+    "Error: A fatal exception has occurred. Program will exit.",
+)
+
+
+def last_log_line(*paths: Path) -> str:
+    """The most telling line of a failed start: the launcher's 'failed to start', an error, else the last."""
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        lines = [
+            ln.strip()
+            for ln in text.splitlines()
+            if ln.strip()
+            and not ln.startswith(("#", "\t", " "))  # our command line echo, stack frames
+            and ln.strip() not in _JVM_BOILERPLATE
+        ]
+        if not lines:
+            continue
+        for ln in reversed(lines):
+            if "newsmon-node: failed to start:" in ln:
+                return ln.split("failed to start:", 1)[1].strip()
+        for ln in reversed(lines):
+            if "[ERROR]" in ln or ln.startswith(("Error", "Exception", "Caused by:")):
+                return ln
+        return lines[-1]
+    return "(no log output)"
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+def _get_json(settings: Settings, path: str, timeout: float = 3.0) -> dict | None:
+    """GET ``path`` from the node; None if it does not answer with JSON."""
+    req = urllib.request.Request(settings.es_url + path, headers={"Accept": "application/json"})
+    if settings.es_user:
+        token = base64.b64encode(f"{settings.es_user}:{settings.es_password or ''}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]  # never via $http_proxy
+    if settings.es_url.startswith("https"):
+        cafile = str(settings.es_ca_certs) if settings.es_ca_certs else None
+        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile)))
+    try:
+        with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):  # HTTPError (401, 503, ...) is an OSError too
+        return None
+
+
+def _health(settings: Settings, timeout: float = 5.0) -> str | None:
+    body = _get_json(settings, "/_cluster/health", timeout=timeout)
+    status = body.get("status") if body else None
+    return status if isinstance(status, str) else None
+
+
+def _version(settings: Settings) -> str | None:
+    body = _get_json(settings, "/")
+    version = body.get("version") if body else None
+    return version.get("number") if isinstance(version, dict) else None
+
+
+# --- public API -------------------------------------------------------------------------------
+
+
+def status(settings: Settings) -> NodeStatus:
+    pid = _managed_pid(settings) if settings.es_is_local else None
+    health = _health(settings)
+    version = _version(settings) if health else None
+    return NodeStatus(
+        running=health is not None or pid is not None,
+        pid=pid,
+        url=settings.es_url,
+        health=health,
+        version=version,
+        managed=pid is not None,
+    )
+
+
+def start(settings: Settings, timeout: float = 180.0) -> NodeStatus:
+    """Start the local node in the background and wait until it is yellow or green."""
+    return _start(settings, timeout)
+
+
+def _start(
+    settings: Settings, timeout: float, watch_pid: int | None = None, extra_jvm: Sequence[str] = ()
+) -> NodeStatus:
+    if not settings.es_is_local:
+        raise ESNodeError(
+            f"NEWSMON_ES_URL={settings.es_url} is not on this machine; only a local node can be started"
+        )
+    if settings.es_url.startswith("https"):
+        raise ESNodeError(f"NEWSMON_ES_URL={settings.es_url}: the local node serves plain http; use http://")
+    lib_dir = ensure_built()
+    java, java_version = find_java()
+    home = es_dir(settings)
+    for sub in ("data", "logs", "tmp", "config"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+
+    with _file_lock(home / "start.lock"):
+        pid = _managed_pid(settings)
+        if pid is not None:
+            _, url = read_pid_file(pid_file(settings))
+            if url and url != settings.es_url:
+                raise ESNodeError(
+                    f"a newsmon node (pid {pid}) already runs on {home} at {url}; "
+                    "stop it first (newsmon es stop) or use another NEWSMON_DATA_DIR"
+                )
+            return _wait_ready(settings, pid, None, timeout)  # already ours: just make sure it is healthy
+        if _port_in_use(settings.es_host, settings.es_port):
+            is_es = _health(settings, timeout=2.0) is not None
+            what = "an Elasticsearch node not started by newsmon" if is_es else "another program"
+            raise ESNodeError(
+                f"port {settings.es_port} on {settings.es_host} is already in use by {what}; "
+                "stop it or set NEWSMON_ES_URL to another port"
+            )
+        holder = _lock_holder(home / "data" / "node.lock")
+        if holder is not None:
+            who = f"process {holder}" if holder > 0 else "another process"
+            raise ESNodeError(
+                f"the data dir {home / 'data'} is locked by {who} (another Elasticsearch node?); "
+                "stop it first or use another NEWSMON_DATA_DIR"
+            )
+
+        cds = ensure_cds_archive(java, java_version, lib_dir)  # a training run on first use after a build
+        if cds is not None:
+            extra_jvm = [f"-XX:SharedArchiveFile={cds}", *extra_jvm]
+        cmd = java_command(settings, java, java_version, lib_dir, watch_pid=watch_pid, extra=extra_jvm)
+        log = stdout_log(settings)
+        with open(log, "w") as out:
+            out.write("# " + " ".join(cmd) + "\n")
+            out.flush()
+            proc = subprocess.Popen(
+                cmd,
+                cwd=home,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        pid_file(settings).write_text(f"{proc.pid}\n{settings.es_url}\n")
+        return _wait_ready(settings, proc.pid, proc, timeout)
+
+
+def _wait_ready(settings: Settings, pid: int, proc: subprocess.Popen | None, timeout: float) -> NodeStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        exited = proc.poll() is not None if proc is not None else not _pid_alive(pid)
+        if exited:
+            pid_file(settings).unlink(missing_ok=True)
+            code = f" (exit code {proc.returncode})" if proc is not None else ""
+            raise ESNodeError(
+                f"Elasticsearch exited during startup{code}: "
+                f"{last_log_line(stdout_log(settings), node_log(settings))} "
+                f"[logs: {stdout_log(settings).parent}]"
+            )
+        health = _health(settings)
+        if health in ("yellow", "green"):
+            return NodeStatus(
+                running=True,
+                pid=pid,
+                url=settings.es_url,
+                health=health,
+                version=_version(settings),
+                managed=True,
+            )
+        if time.monotonic() >= deadline:
+            if proc is not None:  # don't leave a half-started node behind (one found running is left alone)
+                _terminate(pid, 20.0)
+                pid_file(settings).unlink(missing_ok=True)
+            raise ESNodeError(
+                f"Elasticsearch did not become healthy within {timeout:.0f}s "
+                f"(last log: {last_log_line(node_log(settings), stdout_log(settings))}) "
+                f"[logs: {stdout_log(settings).parent}]"
+            )
+        time.sleep(0.5)
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM (the node closes cleanly: flushes shards, releases node.lock), SIGKILL after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            kill_deadline = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < kill_deadline:
+                time.sleep(0.1)
+            return
+        time.sleep(0.2)
+
+
+def stop(settings: Settings, timeout: float = 60.0) -> bool:
+    """Stop the node started by :func:`start`; False if none was running (no live pid file)."""
+    pid = _managed_pid(settings)
+    if pid is None:
+        return False
+    _terminate(pid, timeout)
+    pid_file(settings).unlink(missing_ok=True)
+    return True
+
+
+def ensure_running(settings: Settings) -> bool:
+    """Start the local node if NEWSMON_ES_URL is local and nothing listens there; True if it was started."""
+    if not settings.es_is_local or _port_in_use(settings.es_host, settings.es_port):
+        return False
+    start(settings)
+    return True

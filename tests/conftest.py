@@ -1,0 +1,45 @@
+"""Shared fixtures: one real Elasticsearch node for the whole session, started by the suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsmon.settings import Settings
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def es_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a real local node (NEWSMON_TEST_ES_URL reuses a running one)."""
+    from esfixture import start_test_node, stop_test_node
+
+    settings = start_test_node(tmp_path_factory.mktemp("es"))
+    try:
+        yield settings
+    finally:
+        stop_test_node(settings)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The third-party evaluation data in ../shared/data; tests skip cleanly without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"../shared/data is absent ({SHARED_DATA}); CI provides it")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's NEWSMON_* settings or writes into ./var."""
+    for var in list(os.environ):
+        if var.startswith("NEWSMON_") and var != "NEWSMON_TEST_ES_URL":
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NEWSMON_DATA_DIR", str(tmp_path / "var"))
+    from newsmon.settings import get_settings
+
+    get_settings.cache_clear()

@@ -1,0 +1,98 @@
+"""The alert ledger's state machine: pending -> sending -> sent, per (rule, story)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from newsmon.alerts.ledger import MAX_STORED_COPIES, MAX_STORED_TEXT, Ledger, group_stories, story_key
+from newsmon.alerts.sample import sample_articles
+from newsmon.models import Article
+
+T0 = datetime(2025, 1, 14, tzinfo=UTC)
+
+
+def _copy(article: Article, n: int, **update: object) -> Article:
+    url = f"https://copy{n}.example/{n}"
+    return article.model_copy(update={"url": url, "canonical_url": url, "source": f"copy{n}"} | update)
+
+
+def test_group_stories_by_cluster_earliest_copy_first() -> None:
+    articles = sample_articles()
+    ko_early, ko_late, zh = articles[0], articles[1], articles[3]
+    lone = zh.model_copy(update={"cluster_id": None})
+    naive = _copy(ko_late, 7, published=datetime(2025, 1, 13, 0, 0))  # naive: read as UTC
+    stories = group_stories("r", [ko_late, lone, ko_early, naive])
+    assert [s.key for s in stories] == ["cluster:c-hbm-rule", f"article:{lone.id}"]
+    assert [a.source for a in stories[0].articles] == ["copy7", "etnews", "zdnet_korea"]
+    assert story_key(lone) == f"article:{lone.id}"
+
+
+def test_record_pending_extend_and_skip_sent(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    first, *copies = sample_articles()[:3]
+    assert ledger.checkpoint("r") is None
+    assert ledger.record_matches("r", group_stories("r", [first]), T0) == {"cluster:c-hbm-rule": None}
+    assert ledger.checkpoint("r") == T0
+
+    # A later copy joins the pending story...
+    assert ledger.record_matches("r", group_stories("r", copies[:1]), T0 + timedelta(hours=1)) == {
+        "cluster:c-hbm-rule": "pending"
+    }
+    [story] = ledger.pending("r")
+    assert [a.source for a in story.articles] == ["etnews", "zdnet_korea"]
+
+    # ...and once it is sent, further copies are only reported.
+    ledger.mark_sending([story], "<id@x>")
+    ledger.mark_sent([story])
+    assert ledger.record_matches("r", group_stories("r", copies[1:]), T0 + timedelta(hours=2)) == {
+        "cluster:c-hbm-rule": "sent"
+    }
+    assert ledger.pending("r") == []
+    assert ledger.states("r") == {"cluster:c-hbm-rule": "sent"}
+    assert ledger.states("other") == {} and ledger.checkpoint("other") is None
+    ledger.close()
+
+
+def test_interrupted_sends_are_requeued_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger.open(path)
+    ledger.record_matches("r", group_stories("r", sample_articles()), T0)
+    stories = ledger.pending("r")
+    ledger.mark_sending(stories, "<id@x>")
+    ledger.close()  # "crash"
+
+    ledger = Ledger.open(path)
+    assert ledger.requeue_interrupted() == 2
+    assert [s.maybe_sent for s in ledger.pending("r")] == [True, True]
+    ledger.mark_pending(ledger.pending("r"))
+    assert ledger.requeue_interrupted() == 0
+    ledger.close()
+
+
+def test_stored_copies_and_text_are_bounded(tmp_path: Path) -> None:
+    base = sample_articles()[0].model_copy(update={"text": "x" * (MAX_STORED_TEXT * 2)})
+    many = [_copy(base, n) for n in range(MAX_STORED_COPIES + 5)]
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    ledger.record_matches("r", group_stories("r", many), T0)
+    [story] = ledger.pending("r")
+    assert len(story.articles) == MAX_STORED_COPIES
+    assert all(len(a.text) == MAX_STORED_TEXT for a in story.articles)
+    ledger.close()
+
+
+def test_scratch_copy_leaves_the_ledger_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    real = Ledger.open(path)
+    real.record_matches("r", group_stories("r", sample_articles()[:1]), T0)
+    real.close()
+    scratch = Ledger.scratch_copy(path)
+    [story] = scratch.pending("r")
+    scratch.mark_sending([story], "<id@x>")
+    scratch.mark_sent([story])
+    scratch.record_matches("r", [], T0 + timedelta(days=1))
+    scratch.close()
+    real = Ledger.open(path)
+    assert real.states("r") == {"cluster:c-hbm-rule": "pending"} and real.checkpoint("r") == T0
+    real.close()
+    assert Ledger.scratch_copy(tmp_path / "absent.sqlite3").pending("r") == []

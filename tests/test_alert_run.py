@@ -1,0 +1,360 @@
+"""``run_alerts`` end to end against a real SMTP server and an in-memory Elasticsearch stand-in.
+
+The stand-in evaluates exactly the query DSL the rules emit and stores documents built by
+the real ``index.docs.to_doc``; the same flow against a real node is in test_alert_es.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+from elasticsearch import NotFoundError
+
+from index.docs import to_doc
+from newsmon.alerts.ledger import Ledger
+from newsmon.alerts.rules import AlertRule, parse_rules
+from newsmon.alerts.run import AlertRunStats, ledger_path, run_alerts
+from newsmon.alerts.sample import sample_articles
+from newsmon.alerts.smtpsink import ReceivedMail, SmtpSink, free_port
+from newsmon.errors import NewsmonError
+from newsmon.models import AlertDecision, Article, utcnow
+from newsmon.settings import Settings, load_settings
+
+DESK = "desk@example.org"
+
+
+class FakeES:
+    """The articles alias in memory: ``search`` with bool/term/terms/range/multi_match only."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.exists = True
+        self.indices = SimpleNamespace(refresh=self._refresh)
+
+    def add(self, *articles: Article, indexed: datetime | None = None) -> None:
+        for article in articles:
+            self.docs[article.id] = to_doc(article, first_seen=None, indexed=indexed or utcnow())
+
+    def _refresh(self, index: str) -> None:
+        if not self.exists:
+            meta = ApiResponseMeta(404, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "127.0.0.1", 9200))
+            raise NotFoundError("index_not_found_exception", meta, {})
+
+    def search(self, *, index: str, query: dict[str, Any], size: int, from_: int, **_: Any) -> dict[str, Any]:
+        hits = sorted((d for d in self.docs.values() if _matches(query, d)), key=lambda d: d["indexed"])
+        page = [{"_source": doc} for doc in hits[from_ : from_ + size]]
+        return {"hits": {"total": {"value": len(hits)}, "hits": page}}
+
+
+def _field(doc: dict[str, Any], path: str) -> list[Any]:
+    value: Any = doc
+    for part in path.split("."):
+        value = (value or {}).get(part)
+    return value if isinstance(value, list) else [value]
+
+
+def _matches(query: dict[str, Any], doc: dict[str, Any]) -> bool:
+    [(kind, body)] = query.items()
+    if kind == "bool":
+        should = body.get("should", [])
+        return all(_matches(c, doc) for c in body.get("filter", [])) and (
+            not should or sum(_matches(c, doc) for c in should) >= body["minimum_should_match"]
+        )
+    if kind == "multi_match":  # a phrase as a case-insensitive substring of the base field
+        fields = {f.split("^")[0].split(".")[0] for f in body["fields"]}
+        return any(body["query"].casefold() in str(doc.get(f) or "").casefold() for f in fields)
+    [(name, arg)] = body.items()
+    values = _field(doc, name)
+    if kind == "term":
+        return arg in values
+    if kind == "terms":
+        return bool(set(arg) & set(values))
+    if kind == "range":
+        [value] = values
+        cast = datetime.fromisoformat if isinstance(value, str) else float
+        ops = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lte": lambda a, b: a <= b}
+        return value is not None and all(ops[op](cast(value), cast(bound)) for op, bound in arg.items())
+    raise AssertionError(f"query clause the stand-in does not know: {kind}")
+
+
+def story(n: int, *, lang: str = "ko", cluster: str | None = None, **update: Any) -> Article:
+    """Article ``n`` of a story; the same ``cluster`` makes them copies of one story."""
+    base = sample_articles()[0 if lang == "ko" else 3]
+    url = f"https://outlet{n}.example/news/{n}"
+    return base.model_copy(
+        update={
+            "url": url,
+            "canonical_url": url,
+            "source": f"outlet{n}",
+            "site": f"outlet{n}.example",
+            "title": f"{base.title} #{n}",
+            "lang": lang,
+            "cluster_id": cluster,
+            "published": base.published + timedelta(minutes=n) if base.published else None,
+        }
+        | update
+    )
+
+
+def _settings(sink: SmtpSink | None = None, **overrides: Any) -> Settings:
+    smtp = sink.settings() if sink else {"smtp_host": "127.0.0.1", "smtp_port": free_port()}
+    return load_settings(**{"alert_to": [DESK], "alert_from": "newsmon@example.org"} | smtp | overrides)
+
+
+def _run(settings: Settings, es: FakeES, **kwargs: Any) -> AlertRunStats:
+    return run_alerts(settings, client=es, **kwargs)
+
+
+def _subjects(mails: list[ReceivedMail]) -> list[str]:
+    return [m.message["Subject"] for m in mails]
+
+
+def _text(mail: ReceivedMail) -> str:
+    body = mail.message.get_body(("plain",))
+    assert body is not None
+    return body.get_content()
+
+
+def _html(mail: ReceivedMail) -> str:
+    body = mail.message.get_body(("html",))
+    assert body is not None
+    return body.get_content()
+
+
+@pytest.mark.integration
+def test_one_email_per_story_even_when_five_outlets_republish() -> None:
+    es = FakeES()
+    copies = [story(n, cluster="hbm") for n in range(1, 6)]
+    evil = story(6, lang="zh", title="商务部：加强出口管制 <script>alert(1)</script>")
+    unrelated = story(7, alert=AlertDecision(export_controls=False, score=0.1))
+    japanese = story(8, lang="ja")  # the default rule covers ko, zh and en only
+    es.add(*copies, evil, unrelated, japanese)
+    with SmtpSink() as sink:
+        settings = _settings(sink)
+        stats = _run(settings, es)
+        mails = sink.wait_for(2)
+        assert (stats.matched, stats.new_stories, stats.sent, stats.emails) == (6, 2, 2, 2)
+        assert stats.error is None and len(mails) == 2
+
+        korean = next(m for m in mails if "#1" in m.message["Subject"])
+        assert korean.message["Subject"] == f"[newsmon] {copies[0].title} (+4 outlets)"
+        assert korean.rcpt_tos == [DESK] and korean.message["To"] == DESK
+        text = _text(korean)
+        assert text.index("outlet1.example/news/1") < text.index("Also reported by")
+        assert all(f"outlet{n} (outlet{n}.example)" in text for n in range(2, 6))
+        assert all(f'href="https://outlet{n}.example/news/{n}"' in _html(korean) for n in range(1, 6))
+
+        chinese = next(m for m in mails if m is not korean)
+        assert chinese.message["Subject"] == "[newsmon] 商务部：加强出口管制 <script>alert(1)</script>"
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in _html(chinese) and "<script>" not in _html(chinese)
+
+        # Nothing new: nothing matched, nothing sent.
+        assert _run(settings, es).matched == 0
+        # A sixth outlet republishes later: same story, already mailed.
+        es.add(story(9, cluster="hbm"))
+        later = _run(settings, es)
+        assert (later.matched, later.skipped_already_sent, later.sent) == (1, 1, 0)
+        assert len(sink.wait_for(3, timeout=0.5)) == 2
+
+
+@pytest.mark.integration
+def test_smtp_refusing_mid_batch_sends_the_rest_next_run_and_nothing_twice() -> None:
+    es = FakeES()
+    es.add(*(story(n, cluster=f"s{n}") for n in range(1, 6)))
+    with SmtpSink(refuse_after=2) as sink:
+        settings = _settings(sink)
+        first = _run(settings, es)
+        assert (first.sent, first.failed_pending, sink.refused) == (2, 3, 1)
+        assert first.error and "refused the message: 451" in first.error and "\n" not in first.error
+        ledger = Ledger.open(ledger_path(settings))
+        assert Counter(ledger.states("export-controls").values()) == {"sent": 2, "pending": 3}
+        ledger.close()
+
+        sink.refuse_after = None  # the server recovers
+        second = _run(settings, es)
+        assert (second.matched, second.sent, second.failed_pending, second.error) == (0, 3, 0, None)
+        third = _run(settings, es)
+        assert third.sent == 0
+
+        mails = sink.wait_for(5)
+        assert len(mails) == 5
+        assert len({m.message["Message-ID"] for m in mails}) == 5
+        assert sorted(_subjects(mails)) == sorted(f"[newsmon] {story(n).title}" for n in range(1, 6))
+
+
+@pytest.mark.integration
+def test_a_message_refused_for_good_does_not_hold_up_the_others() -> None:
+    es = FakeES()
+    es.add(*(story(n, cluster=f"s{n}") for n in range(1, 4)))
+    poison = story(2).title
+    with SmtpSink(reject=lambda msg: poison in msg["Subject"]) as sink:
+        settings = _settings(sink)
+        first = _run(settings, es)
+        assert (first.sent, first.failed_pending, sink.refused) == (2, 1, 1)
+        assert first.error and "refused the message: 554" in first.error
+        sink.reject = None
+        assert _run(settings, es).sent == 1
+        assert sorted(_subjects(sink.wait_for(3))) == sorted(f"[newsmon] {story(n).title}" for n in (1, 2, 3))
+
+
+@pytest.mark.integration
+def test_smtp_down_keeps_stories_pending_with_a_clear_error() -> None:
+    es = FakeES()
+    es.add(story(1), story(2))
+    down = _settings()
+    stats = _run(down, es)
+    assert (stats.sent, stats.failed_pending) == (0, 2)
+    assert stats.error == f"SMTP: cannot connect to 127.0.0.1:{down.smtp_port}: connection refused"
+    with SmtpSink() as sink:
+        stats = _run(_settings(sink), es)
+        assert (stats.sent, stats.failed_pending) == (2, 0)
+        assert len(sink.wait_for(2)) == 2
+
+
+@pytest.mark.integration
+def test_crash_after_the_server_accepted_resends_with_the_same_message_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    es = FakeES()
+    es.add(story(1))
+    with SmtpSink() as sink:
+        settings = _settings(sink)
+
+        def crash(self: Ledger, stories: object) -> None:
+            raise KeyboardInterrupt  # the process dies between SMTP "250" and the ledger commit
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Ledger, "mark_sent", crash)
+            with pytest.raises(KeyboardInterrupt):
+                _run(settings, es)
+        ledger = Ledger.open(ledger_path(settings))
+        assert list(ledger.states("export-controls").values()) == ["sending"]
+        ledger.close()
+
+        progress: list[str] = []
+        stats = _run(settings, es, progress=progress.append)
+        assert stats.sent == 1 and any("interrupted" in line for line in progress)
+        first, again = sink.wait_for(2)
+        # At-least-once by design; the same Message-ID lets clients fold the duplicate.
+        assert first.message["Message-ID"] == again.message["Message-ID"]
+        assert "Re-sent after an interrupted delivery" in _text(again)
+        assert _run(settings, es).sent == 0
+
+
+def test_dry_run_renders_but_sends_and_records_nothing() -> None:
+    es = FakeES()
+    es.add(story(1, cluster="a"), story(2, cluster="a"), story(3))
+    settings = _settings()  # nothing listens there: a dry run must not connect
+    stats = _run(settings, es, dry_run=True)
+    assert (stats.sent, stats.emails, stats.error) == (2, 2, None)
+    assert [m["To"] for m in stats.outbox] == [DESK, DESK]
+    with sqlite3.connect(ledger_path(settings)) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == []  # not even a schema
+    again = _run(settings, es, dry_run=True)
+    assert again.sent == 2  # nothing was consumed
+
+
+DIGEST_RULES = parse_rules(
+    {
+        "rules": [
+            {"name": "now", "query": {"terms": ["HBM"]}},
+            {
+                "name": "daily",
+                "mode": "digest",
+                "query": {"export_controls": True},
+                "recipients": ["boss@example.org"],
+            },
+        ]
+    }
+)
+
+
+@pytest.mark.integration
+def test_digest_groups_stories_by_cluster_in_one_email() -> None:
+    es = FakeES()
+    es.add(story(1, cluster="hbm"), story(2, cluster="hbm"), story(3, lang="zh"))
+    with SmtpSink() as sink:
+        settings = _settings(sink)
+        immediate = _run(settings, es, rules=DIGEST_RULES)
+        assert (immediate.sent, immediate.emails) == (1, 1)  # rule "now": the HBM story only
+        digest = _run(settings, es, rules=DIGEST_RULES, mode="digest")
+        assert (digest.matched, digest.sent, digest.emails) == (3, 2, 1)
+        now_mail, digest_mail = sink.wait_for(2)
+        assert now_mail.rcpt_tos == [DESK] and digest_mail.rcpt_tos == ["boss@example.org"]
+        assert (
+            "daily digest" in digest_mail.message["Subject"] and "2 stories" in digest_mail.message["Subject"]
+        )
+        text = _text(digest_mail)
+        assert text.index("1. ") < text.index("Also reported by") < text.index("2. ")
+        assert "outlet2 (outlet2.example)" in text.split("2. ")[0]
+        assert _run(settings, es, rules=DIGEST_RULES, mode="digest").sent == 0
+
+
+def test_no_recipients_keeps_stories_pending() -> None:
+    es = FakeES()
+    es.add(story(1))
+    stats = _run(_settings(alert_to=[]), es)
+    assert (stats.sent, stats.failed_pending) == (0, 1)
+    assert stats.error == (
+        "alerts: rule 'export-controls' has no recipients: set NEWSMON_ALERT_TO or the rule's recipients"
+    )
+
+
+def test_windows_missing_index_and_first_run_lookback(tmp_path: Path) -> None:
+    es = FakeES()
+    es.exists = False
+    progress: list[str] = []
+    stats = _run(_settings(), es, progress=progress.append)
+    assert stats.matched == 0 and stats.error is None and "no index newsmon-articles yet" in progress[0]
+
+    es.exists = True
+    es.add(story(1), indexed=utcnow() - timedelta(days=2))  # older than the first-run lookback
+    es.add(story(2), indexed=utcnow() + timedelta(hours=1))  # after this run's window
+    stats = _run(_settings(), es, dry_run=True)
+    assert stats.matched == 0
+
+
+def test_rules_only_run_in_their_mode() -> None:
+    rules: list[AlertRule] = [r for r in DIGEST_RULES if r.mode == "digest"]
+    progress: list[str] = []
+    assert _run(_settings(), FakeES(), rules=rules, progress=progress.append).matched == 0
+    assert progress == ["no immediate alert rules"]
+
+
+@pytest.mark.integration
+def test_run_command_dry_run_then_real_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from newsmon.alerts.cli import alerts_app
+    from newsmon.settings import get_settings
+
+    es = FakeES()
+    es.add(story(1))
+    monkeypatch.setattr("newsmon.alerts.run.es_client", lambda settings: es)
+    runner = CliRunner()
+    with SmtpSink() as sink:
+        monkeypatch.setenv("NEWSMON_SMTP_PORT", str(sink.port))
+        monkeypatch.setenv("NEWSMON_ALERT_TO", DESK)
+        get_settings.cache_clear()
+        dry = runner.invoke(alerts_app, ["run", "--dry-run"])
+        assert dry.exit_code == 0, dry.output
+        assert f"rule export-controls: to {DESK}: [newsmon] {story(1).title}" in dry.output
+        assert "dry run, nothing sent: would send 1 stories in 1 emails" in dry.output
+        assert not sink.messages
+
+        real = runner.invoke(alerts_app, ["run"])
+        assert real.exit_code == 0, real.output
+        assert "sent 1 stories in 1 emails" in real.output and len(sink.wait_for(1)) == 1
+
+    es.add(story(2))
+    failed = runner.invoke(alerts_app, ["run"])  # the server is gone now
+    assert isinstance(failed.exception, NewsmonError)
+    assert str(failed.exception) == f"SMTP: cannot connect to 127.0.0.1:{sink.port}: connection refused"
+    assert "1 pending for the next run" in failed.output

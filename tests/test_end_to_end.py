@@ -1,0 +1,65 @@
+"""The walking skeleton, for real: demo site over HTTP -> Scrapy -> NLP -> Elasticsearch -> search."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from newsmon.pipeline import pending_inbox_files, run_once
+from newsmon.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def demo_settings(es_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    prefix = "e2e-" + request.node.name.lower().replace("_", "-")[:40]
+    return es_settings.model_copy(update={"data_dir": tmp_path / "var", "index_prefix": prefix})
+
+
+def test_demo_run_makes_articles_searchable_once(demo_settings: Settings) -> None:
+    from index.search import search_articles
+
+    first = run_once(demo_settings, demo=True)
+    assert first.crawl["articles_new"] >= 10
+    assert first.process.analyzed == first.crawl["articles_new"]
+    assert first.process.indexed.get("created", 0) == first.crawl["articles_new"]
+    assert pending_inbox_files(demo_settings) == []
+
+    ko = search_articles(demo_settings, "수출통제", lang="ko")
+    zh = search_articles(demo_settings, "出口管制", lang="zh")
+    assert ko.hits and all(hit.lang == "ko" for hit in ko.hits)
+    assert zh.hits and all(hit.lang == "zh" for hit in zh.hits)
+    assert any("수출" in " ".join(hit.snippets) for hit in ko.hits)
+
+    # Nothing new on the site: no article page is fetched again, nothing is re-created.
+    second = run_once(demo_settings, demo=True)
+    assert second.crawl["articles_new"] == 0
+    assert second.process.indexed.get("created", 0) == 0
+    total = search_articles(demo_settings, "", size=100).total
+    assert total == first.crawl["articles_new"]
+
+
+def test_cli_run_then_search(es_settings: Settings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "NEWSMON_ES_URL": es_settings.es_url,
+        "NEWSMON_DATA_DIR": str(tmp_path / "var"),
+        "NEWSMON_INDEX_PREFIX": "e2e-cli",
+    }
+    newsmon = [sys.executable, "-m", "newsmon.cli"]
+    run = subprocess.run([*newsmon, "run", "--demo"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "articles new" in run.stdout
+    found = subprocess.run(
+        [*newsmon, "search", "出口管制", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert found.returncode == 0, found.stderr[-2000:]
+    hits = json.loads(found.stdout)["hits"]
+    assert hits and all(h["lang"] == "zh" for h in hits)
+    assert any("出口" in h["title"] + " ".join(h["snippets"]) for h in hits)
