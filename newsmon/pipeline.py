@@ -95,15 +95,20 @@ class ProcessStats:
 def process_inbox(settings: Settings, *, progress: Progress | None = None) -> ProcessStats:
     """Analyse and index every pending inbox file, then remove it."""
     from index.bulk import index_articles
-    from nlp.pipeline import analyze_articles
+    from nlp.cluster import StoryClusters
+    from nlp.pipeline import Analyzer, analyze_articles, cluster_state_dir
 
     stats = ProcessStats()
-    for path in pending_inbox_files(settings):
+    files = pending_inbox_files(settings)
+    if not files:
+        return stats
+    analyzer = Analyzer(clusters=StoryClusters(cluster_state_dir(settings)))
+    for path in files:
         stats.files += 1
         articles = list(read_articles(path, stats.errors))
         if progress:
             progress(f"analysing {len(articles)} articles from {path.name}")
-        analyzed = list(analyze_articles(articles))
+        analyzed = list(analyze_articles(articles, analyzer=analyzer))
         stats.analyzed += len(analyzed)
         if progress:
             progress(f"indexing {len(analyzed)} articles")

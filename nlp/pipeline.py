@@ -1,0 +1,133 @@
+"""The analysis pipeline: language, tokens, entities, keywords, topics, relevance, the
+export-control alert and the story cluster of each article.
+
+Heavy models (Kiwi, jieba's dictionary, lingua) load once per process, on first use.
+Articles are processed in batches so that Korean texts go through Kiwi's batch API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
+from importlib.metadata import version
+from itertools import islice
+from pathlib import Path
+
+from newsmon.models import Article
+from newsmon.settings import Settings, get_settings
+from nlp.alert import AlertModel
+from nlp.cluster import StoryClusters
+from nlp.cues import TokenizedDoc
+from nlp.entities import entities_of, keywords_of
+from nlp.lang import detect_lang
+from nlp.lexicon import data_fingerprint
+from nlp.tokenize import Tokenizers, get_tokenizers
+from nlp.topics import TopicBackend, classify, get_backend
+
+NLP_VERSION = "1"
+BATCH_SIZE = 64
+
+
+@cache
+def analyzer_version() -> str:
+    """Stored in Article.analyzer: code, tokenizer and data versions, so articles analysed
+    by an older lexicon or tokenizer can be found and re-analysed."""
+    return (
+        f"newsmon-nlp/{NLP_VERSION} kiwi/{version('kiwipiepy')} jieba/{version('jieba')} "
+        f"lexicon/{data_fingerprint()}"
+    )
+
+
+class Analyzer:
+    """One configured pipeline. Keep one per process: the models it uses are shared."""
+
+    def __init__(
+        self,
+        topic_backend: TopicBackend | str = "rules",
+        clusters: StoryClusters | None = None,
+        tokenizers: Tokenizers | None = None,
+    ) -> None:
+        self.tokenizers = tokenizers or get_tokenizers()
+        self.topics = get_backend(topic_backend) if isinstance(topic_backend, str) else topic_backend
+        # Without a persistent store, ids are still consistent within this analyzer's lifetime.
+        self.clusters = clusters if clusters is not None else StoryClusters()
+        self.alerts = AlertModel(tokenizers=self.tokenizers)
+
+    def analyze_batch(self, articles: list[Article]) -> list[Article]:
+        langs = [detect_lang(f"{a.title}\n{a.text}", hint=a.lang) for a in articles]
+        flat = self.tokenizers.tokenize_many(
+            [part for a in articles for part in (a.title, a.text)],
+            [lang for lang in langs for _ in range(2)],
+        )
+        docs = [TokenizedDoc(title=flat[2 * i], body=flat[2 * i + 1]) for i in range(len(articles))]
+        tokenized = [
+            a.model_copy(update={"lang": lang, "tokens": doc.title + doc.body})
+            for a, lang, doc in zip(articles, langs, docs, strict=True)
+        ]
+        topics = classify(self.topics, tokenized, docs)
+        # A backend with its own relevance model (transformers: P(tech news)) supplies
+        # Article.relevance; otherwise it is how strongly the article touches anything
+        # watched: its best topic score or its alert score.
+        backend_relevance = getattr(self.topics, "relevance", None)
+        given = backend_relevance(tokenized) if callable(backend_relevance) else None
+        out: list[Article] = []
+        for i, (article, doc, labels) in enumerate(zip(tokenized, docs, topics, strict=True)):
+            alert = self.alerts.decide(doc)
+            relevance = given[i] if given is not None else max([t.score for t in labels] + [alert.score])
+            out.append(
+                article.model_copy(
+                    update={
+                        "entities": entities_of(doc),
+                        "keywords": keywords_of(doc),
+                        "topics": labels,
+                        "relevance": round(relevance, 4),
+                        "alert": alert,
+                        "cluster_id": self.clusters.assign(article.id, article.title, article.text),
+                        "analyzer": analyzer_version(),
+                    }
+                )
+            )
+        return out
+
+    def analyze(
+        self,
+        articles: Iterable[Article],
+        progress: Callable[[int], None] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> Iterator[Article]:
+        it = iter(articles)
+        try:
+            while batch := list(islice(it, batch_size)):
+                yield from self.analyze_batch(batch)
+                if progress is not None:
+                    progress(len(batch))
+        finally:
+            # Once per run, not per batch: the state file holds the whole LSH index.
+            self.clusters.save()
+
+
+def cluster_state_dir(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).data_dir / "clusters"
+
+
+@cache
+def default_analyzer() -> Analyzer:
+    """Rules topics; story clusters persisted under NEWSMON_DATA_DIR/clusters, so the same
+    story keeps its cluster id from one run to the next."""
+    return Analyzer(clusters=StoryClusters(cluster_state_dir()))
+
+
+def analyze_articles(
+    articles: Iterable[Article],
+    progress: Callable[[int], None] | None = None,
+    *,
+    analyzer: Analyzer | None = None,
+) -> Iterator[Article]:
+    """Analysed copies of the articles, in order, batched. progress(n) is called after each
+    batch with the number of articles it finished (fits rich's Progress.advance). Without an
+    analyzer, the process-wide default_analyzer() is used."""
+    return (analyzer or default_analyzer()).analyze(articles, progress)
+
+
+def analyze_article(article: Article, *, analyzer: Analyzer | None = None) -> Article:
+    return (analyzer or default_analyzer()).analyze_batch([article])[0]

@@ -1,0 +1,104 @@
+"""The analysis pipeline end to end on small synthetic articles."""
+
+from __future__ import annotations
+
+from newsmon.models import Article, Topic
+from nlp.cluster import StoryClusters
+from nlp.pipeline import Analyzer, analyze_article, analyze_articles, analyzer_version
+
+
+def _article(n: int, title: str, text: str, lang: str | None = None) -> Article:
+    return Article(
+        url=f"https://example.test/{n}",
+        canonical_url=f"https://example.test/{n}",
+        title=title,
+        text=text,
+        lang=lang,
+    )
+
+
+KO = _article(
+    1,
+    "美 상무부, 딥시크·화웨이 우려거래자 목록 추가…엔비디아 H20 수출통제 강화",
+    "미국 상무부 산업안보국(BIS)은 15일 중국 인공지능 기업 딥시크와 화웨이 계열사 20곳을 우려거래자 목록에 "
+    "올렸다고 밝혔다. 엔비디아의 H20 칩을 중국에 수출하려면 앞으로 허가를 받아야 한다.",
+)
+ZH = _article(
+    2,
+    "商务部：对镓、锗相关物项实施出口管制",
+    "商务部、海关总署发布公告，决定对镓、锗相关物项实施出口管制，自8月1日起正式实施。未经许可，不得出口。",
+)
+EN = _article(
+    3,
+    "DeepSeek releases a new reasoning model",
+    "Chinese AI start-up DeepSeek released a large language model that rivals OpenAI's best, trained on "
+    "Nvidia H800 GPUs in its own data center.",
+)
+SHORT = _article(4, "华为", "", lang="zh")
+
+
+def test_analyze_articles_fills_the_analysis_fields_in_order() -> None:
+    done: list[int] = []
+    out = list(analyze_articles([KO, ZH, EN, SHORT], progress=done.append))
+    assert [a.url for a in out] == [KO.url, ZH.url, EN.url, SHORT.url]
+    assert sum(done) == 4
+    assert [a.lang for a in out] == ["ko", "zh", "en", "zh"]
+    ko, zh, en, short = out
+
+    assert {"우려거래자 목록", "딥시크", "H20", "엔비디아"} <= set(ko.tokens)
+    assert {"org:deepseek", "org:huawei", "org:nvidia", "chip:h20", "agency:us_bis"} <= set(ko.entities)
+    assert ko.keywords[:2] == ["Entity List", "export controls"]
+    assert ko.topics[0].label == "export_controls" and ko.topics[0].evidence
+    assert ko.alert.export_controls and ko.alert.evidence
+    assert ko.relevance is not None and ko.relevance >= ko.alert.score
+
+    assert {"镓", "锗", "出口管制", "海关总署"} <= set(zh.tokens)
+    assert zh.alert.export_controls  # retaliation: export controls on gallium and germanium
+    assert {"gallium", "germanium", "export controls"} <= set(zh.keywords)
+
+    assert {t.label for t in en.topics} >= {"ai_models", "compute_infrastructure"}
+    assert not en.alert.export_controls
+    assert "model:deepseek_r1" not in en.entities and "org:deepseek" in en.entities
+
+    assert short.tokens == ["华为"] and short.entities == ["org:huawei"]
+    for a in out:
+        assert a.analyzer == analyzer_version() and a.analyzer.startswith("newsmon-nlp/")
+        assert a.cluster_id
+    assert len({a.cluster_id for a in out}) == 4
+
+
+def test_analyze_article_matches_the_batch_path_and_keeps_input_fields() -> None:
+    single = analyze_article(KO)
+    assert single.tokens == next(analyze_articles([KO])).tokens
+    assert single.title == KO.title and single.url == KO.url and single.text == KO.text
+
+
+def test_japanese_and_empty_texts_do_not_break_a_batch() -> None:
+    ja = _article(5, "日本政府は半導体製造装置の輸出規制を強化した", "経済産業省が発表した。")
+    empty = _article(6, "", "")
+    out = list(analyze_articles([ja, empty]))
+    assert out[0].lang == "ja" and out[0].tokens
+    assert out[1].tokens == [] and out[1].topics == [] and not out[1].alert.export_controls
+
+
+def test_an_analyzer_with_a_cluster_store_groups_copies() -> None:
+    analyzer = Analyzer(clusters=StoryClusters())
+    copy = _article(7, "[속보] " + KO.title, KO.text + " (끝)")
+    first, second = analyzer.analyze_batch([KO, copy])
+    assert second.cluster_id == first.cluster_id == KO.id
+
+
+class _WithRelevance:
+    name = "with-relevance"
+
+    def classify(self, articles: list[Article]) -> list[list[Topic]]:
+        return [[Topic(label="ai_models", score=0.9, evidence=["model:x"])] for _ in articles]
+
+    def relevance(self, articles: list[Article]) -> list[float]:
+        return [0.123 for _ in articles]
+
+
+def test_a_backend_with_its_own_relevance_model_sets_relevance() -> None:
+    [out] = Analyzer(topic_backend=_WithRelevance()).analyze_batch([EN])
+    assert out.relevance == 0.123
+    assert out.topics == [Topic(label="ai_models", score=0.9, evidence=["model:x"])]
