@@ -36,11 +36,16 @@ class AlertModel:
         return {name: CueSet(spec, self._tokenizers) for name, spec in self.rules["features"].items()}
 
     def features(self, doc: TokenizedDoc) -> dict[str, Feature]:
-        position = self.rules["position"]
+        # Counter-cues (market, business, response...) use their own position weights: a long
+        # article on a new rule often mentions its impact in the lead; the headline's framing
+        # is what says whether the story is about markets or products.
+        positive = self.rules["position"]
+        negative = self.rules.get("negative_position", positive)
         out: dict[str, Feature] = {}
         for name, cues in self._cues.items():
             hits = cues.find(doc)
             if hits:
+                position = negative if float(self.rules["features"][name]["weight"]) < 0 else positive
                 out[name] = Feature(name, max(position[h.where] for h in hits), hits)
         return out
 
