@@ -1,0 +1,212 @@
+"""Kibana saved objects: every field they use exists in the mapping with a fitting type,
+and ``kibana_import`` sends what Kibana's ``_import`` API expects. Kibana itself cannot run
+here, so the import is checked against a small local HTTP endpoint (request shape only)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_index_mapping import FIELDS
+
+from index.kibana import kibana_import, saved_objects
+from newsmon.errors import NewsmonError
+
+OBJECTS = saved_objects()
+REPO = Path(__file__).resolve().parents[1]
+NUMERIC = {"float", "integer", "long", "double"}
+AGGREGATABLE = {"keyword", "boolean", "date", *NUMERIC}
+FORMAT_TYPES = {"url": {"keyword"}, "number": NUMERIC, "date": {"date"}, "truncate": {"text", "keyword"}}
+_KQL_FIELD = re.compile(r'(?<!["\w.])([A-Za-z_][\w.]*)\s*(:|>=|<=|>|<)')
+
+
+def _of_type(kind: str) -> list[dict[str, Any]]:
+    return [o for o in OBJECTS if o["type"] == kind]
+
+
+def _search_source(obj: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(obj["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+
+
+def test_the_issue_objects_are_there() -> None:
+    titles = {o["type"]: [] for o in OBJECTS}
+    for o in OBJECTS:
+        titles[o["type"]].append(o["attributes"]["title"])
+    assert titles["index-pattern"] == ["newsmon-articles"]
+    assert "Export controls: last 7 days" in titles["search"]
+    assert {"Korean articles", "Chinese articles", "English articles"} <= set(titles["search"])
+    assert len(titles["dashboard"]) == 1
+
+
+def test_one_saved_search_per_taxonomy_topic() -> None:
+    taxonomy = yaml.safe_load((REPO / "nlp" / "data" / "topics.yaml").read_text(encoding="utf-8"))
+    queries = {_search_source(s)["query"]["query"] for s in _of_type("search")}
+    assert {f'topics:"{label}"' for label in taxonomy["topics"]} <= queries
+
+
+def test_data_view_fields_and_formats() -> None:
+    (view,) = _of_type("index-pattern")
+    assert FIELDS[view["attributes"]["timeFieldName"]] == "date"
+    for name, fmt in json.loads(view["attributes"]["fieldFormatMap"]).items():
+        assert FIELDS.get(name) in FORMAT_TYPES[fmt["id"]], (name, fmt)
+
+
+def test_saved_searches_use_mapped_fields() -> None:
+    for search in _of_type("search"):
+        attrs = search["attributes"]
+        for column in attrs["columns"]:
+            assert column in FIELDS, (attrs["title"], column)
+        for name, _direction in attrs["sort"]:
+            assert FIELDS.get(name) in AGGREGATABLE, (attrs["title"], name)
+        query = _search_source(search)["query"]["query"]
+        for name, op in _KQL_FIELD.findall(query):
+            assert name in FIELDS, (attrs["title"], name)
+            if op != ":":
+                assert FIELDS[name] in {"date", *NUMERIC}, (attrs["title"], name)
+
+
+def test_visualizations_aggregate_on_fitting_fields() -> None:
+    seen = set()
+    for vis in _of_type("visualization"):
+        state = json.loads(vis["attributes"]["visState"])
+        for agg in state["aggs"]:
+            field = agg["params"].get("field")
+            if agg["type"] == "date_histogram":
+                assert FIELDS.get(field) == "date"
+            elif agg["type"] == "terms":
+                assert FIELDS.get(field) in AGGREGATABLE, (state["title"], field)
+            seen.add(field)
+    assert {"date", "topics", "site", "entities", "cluster_id"} <= seen
+
+
+def test_every_reference_resolves() -> None:
+    ids = {(o["type"], o["id"]) for o in OBJECTS}
+    for obj in OBJECTS:
+        for ref in obj.get("references", []):
+            assert (ref["type"], ref["id"]) in ids, (obj["id"], ref)
+        if "kibanaSavedObjectMeta" in obj["attributes"] and obj["type"] != "dashboard":
+            ref_name = _search_source(obj)["indexRefName"]
+            assert ref_name in {r["name"] for r in obj["references"]}
+    (dashboard,) = _of_type("dashboard")
+    panels = json.loads(dashboard["attributes"]["panelsJSON"])
+    assert {p["panelRefName"] for p in panels} == {r["name"] for r in dashboard["references"]}
+    assert {r["type"] for r in dashboard["references"]} == {"visualization", "search"}
+
+
+def test_prefix_renames_the_data_view_everywhere() -> None:
+    objects = saved_objects("acme")
+    refs = [r for o in objects for r in o.get("references", []) if r["type"] == "index-pattern"]
+    assert refs
+    assert {r["id"] for r in refs} == {"acme-articles"}
+    (view,) = [o for o in objects if o["type"] == "index-pattern"]
+    assert view["id"] == view["attributes"]["title"] == "acme-articles"
+
+
+class _Kibana(BaseHTTPRequestHandler):
+    requests: list[dict[str, Any]] = []  # noqa: RUF012 -- filled by the server thread, read by the test
+    answer: tuple[int, dict[str, Any]] = (200, {})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append({"path": self.path, "headers": self.headers, "body": body})
+        status, answer = self.answer
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def kibana() -> Iterator[tuple[str, type[_Kibana]]]:
+    handler = type("Handler", (_Kibana,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_import_request_shape(kibana: tuple[str, type[_Kibana]]) -> None:
+    url, handler = kibana
+    handler.answer = (200, {"success": True, "successCount": len(OBJECTS), "successResults": []})
+    answer = kibana_import(url + "/", "analysts", prefix="acme", user="elastic", password="pw")
+    assert answer["successCount"] == len(OBJECTS)
+    (req,) = handler.requests
+    assert req["path"] == "/s/analysts/api/saved_objects/_import?overwrite=true"
+    assert req["headers"]["kbn-xsrf"]
+    assert req["headers"]["Authorization"] == "Basic ZWxhc3RpYzpwdw=="
+    head = f"Content-Type: {req['headers']['Content-Type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + req["body"])
+    (part,) = message.iter_parts()
+    assert part.get_param("name", header="content-disposition") == "file"
+    assert part.get_filename().endswith(".ndjson")
+    sent = [json.loads(line) for line in part.get_payload(decode=True).decode().splitlines()]
+    assert sent == saved_objects("acme")
+
+
+def test_import_to_the_default_space_without_overwrite(kibana: tuple[str, type[_Kibana]]) -> None:
+    url, handler = kibana
+    handler.answer = (200, {"success": True, "successCount": 0})
+    kibana_import(url, overwrite=False)
+    (req,) = handler.requests
+    assert req["path"] == "/api/saved_objects/_import"
+    assert req["headers"].get("Authorization") is None
+
+
+def test_import_failures_are_one_line_errors(kibana: tuple[str, type[_Kibana]]) -> None:
+    url, handler = kibana
+    handler.answer = (
+        200,
+        {
+            "success": False,
+            "successCount": 3,
+            "errors": [{"id": "x", "type": "search", "error": {"type": "conflict"}}],
+        },
+    )
+    with pytest.raises(NewsmonError, match=r"refused 1, e\.g\. search x"):
+        kibana_import(url)
+    handler.answer = (401, {"message": "unauthorized"})
+    with pytest.raises(NewsmonError, match="HTTP 401"):
+        kibana_import(url)
+    with pytest.raises(NewsmonError, match="cannot reach Kibana"):
+        kibana_import("http://127.0.0.1:1", timeout=2)
+
+
+def test_cli_import(kibana: tuple[str, type[_Kibana]], monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from index.cli import kibana_app
+    from newsmon.settings import get_settings
+
+    monkeypatch.setenv("NEWSMON_INDEX_PREFIX", "acme")
+    monkeypatch.setenv("NEWSMON_ES_USER", "analyst")
+    get_settings.cache_clear()
+    url, handler = kibana
+    handler.answer = (200, {"success": True, "successCount": len(OBJECTS)})
+    app = typer.Typer()
+    app.add_typer(kibana_app, name="kibana")  # as newsmon.cli mounts it
+    result = CliRunner().invoke(app, ["kibana", "import", "--url", url, "--space", "ops"])
+    assert result.exit_code == 0, result.output
+    assert f"imported {len(OBJECTS)} saved objects" in result.output
+    (req,) = handler.requests
+    assert req["path"] == "/s/ops/api/saved_objects/_import?overwrite=true"
+    assert req["headers"]["Authorization"].startswith("Basic ")
+    assert b"acme-articles" in req["body"]
