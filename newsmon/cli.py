@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from newsmon.errors import NewsmonError, NotImplementedYet
+from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
 
 app = typer.Typer(
@@ -25,10 +25,6 @@ app.add_typer(es_app, name="es")
 
 console = Console(stderr=True)
 out = Console()
-
-
-def _not_yet(feature: str) -> None:
-    raise NotImplementedYet(f"{feature}: not implemented yet")
 
 
 # --- local Elasticsearch node -------------------------------------------------------------
@@ -90,12 +86,16 @@ def run(
 
 def _mount() -> None:
     """Commands that live beside the library code they wrap (Scrapy split: the CLI only routes)."""
+    from crawlers.cli import crawl_command, extract_command, sources_app
     from index.cli import index_command, kibana_app, reprocess_command, search_command, stats_command
     from newsmon.airflow_local import newsmon_airflow_command
     from newsmon.alerts.cli import alerts_app
     from nlp.cli import analyze_command
     from nlp.train import train_command
 
+    app.command("crawl")(crawl_command)
+    app.command("extract")(extract_command)
+    app.add_typer(sources_app, name="sources")
     app.command("analyze")(analyze_command)
     app.command("index")(index_command)
     app.command("search")(search_command)
@@ -107,21 +107,7 @@ def _mount() -> None:
     app.add_typer(kibana_app, name="kibana")
 
 
-def _stub(name: str, help_text: str) -> None:
-    def command() -> None:
-        _not_yet(f"newsmon {name}")
-
-    command.__doc__ = help_text
-    app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
-
-
 _mount()
-for _name, _help in [
-    ("crawl", "Crawl sources into a JSONL spool."),
-    ("extract", "Extract one saved page to JSON."),
-    ("sources", "List and check the source registry."),
-]:
-    _stub(_name, _help)
 
 
 def main() -> None:

@@ -11,7 +11,3 @@ class ConfigError(NewsmonError):
 
 class ESNodeError(NewsmonError):
     """The local Elasticsearch node could not be built, started or stopped."""
-
-
-class NotImplementedYet(NewsmonError):
-    """A command whose feature has not been built yet."""

@@ -1,0 +1,1 @@
+"""Crawling: source registry, Scrapy spider and pipelines, article extraction."""

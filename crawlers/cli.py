@@ -1,0 +1,182 @@
+"""Typer commands for crawling, for the main CLI to mount:
+
+    app.add_typer(sources_app, name="sources")  # newsmon sources list | check [NAME...]
+    app.command("crawl")(crawl_command)  # newsmon crawl [NAME...] [--since] [--feeds-only] [--demo]
+    app.command("extract")(extract_command)  # newsmon extract FILE [--url URL] [--source NAME]
+
+Failures raise ``NewsmonError`` (one line for the user), which the main CLI reports.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crawlers.check import SourceCheck, check_sources
+from crawlers.demo_server import demo_sources, serve_demo
+from crawlers.extract import extract_article
+from crawlers.registry import Source, load_sources, select_sources
+from crawlers.run import CrawlStats, crawl
+from newsmon.errors import NewsmonError
+from newsmon.settings import Settings, get_settings
+
+console = Console(highlight=False)
+sources_app = typer.Typer(help="The registry of news sources.", no_args_is_help=True)
+
+
+def _registry(settings: Settings) -> list[Source]:
+    return load_sources(settings.sources)
+
+
+@sources_app.command("list")
+def sources_list(
+    all_sources: Annotated[bool, typer.Option("--all", help="Include disabled sources.")] = False,
+) -> None:
+    """List the registered sources."""
+    table = Table("name", "lang", "label", "feeds", "sitemaps", "lists", "rate/s", "verified")
+    for s in _registry(get_settings()):
+        if s.enabled or all_sources:
+            rate = f"{s.rate:g}" if s.rate else "-"
+            table.add_row(
+                s.name,
+                s.lang,
+                s.label,
+                str(len(s.feeds)),
+                str(len(s.sitemaps)),
+                str(len(s.list_pages)),
+                rate,
+                str(s.verified).lower() if isinstance(s.verified, bool) else s.verified.isoformat(),
+            )
+    console.print(table)
+
+
+def _print_check(result: SourceCheck) -> None:
+    mark = "[green]ok[/]" if result.ok else "[red]FAIL[/]"
+    newest = result.newest.isoformat() if result.newest else "-"
+    console.print(f"{mark} [bold]{result.name}[/]  newest {newest}")
+    for page in result.pages:
+        status = page.status if page.status is not None else "---"
+        extra = " ".join(x for x in (page.note, page.error) if x)
+        console.print(f"    {page.kind:<8}{status!s:>4}  {page.links:>4} links  {page.url}  {extra}")
+    if result.sample_url:
+        date = result.published.isoformat() if result.published else "NO DATE"
+        console.print(f"    sample: {result.title[:60]!r}  {result.body_chars} chars  {date}")
+
+
+@sources_app.command("check")
+def sources_check(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Sources to check (default: all enabled).")
+    ] = None,
+) -> None:
+    """Fetch each source's feeds, sitemaps and list pages and one sample article; report what works."""
+    settings = get_settings()
+    results = check_sources(select_sources(_registry(settings), names), settings, progress=_print_check)
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise NewsmonError(f"{len(failed)} of {len(results)} source(s) failed the check: {', '.join(failed)}")
+
+
+def parse_since(value: str) -> datetime:
+    """``2025-03-01``, an ISO datetime, or a span back from now: ``36h``, ``7d``."""
+    if match := re.fullmatch(r"(\d+)\s*([hd])", value.strip()):
+        hours = int(match[1]) * (24 if match[2] == "d" else 1)
+        return datetime.now(UTC) - timedelta(hours=hours)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise NewsmonError(
+            f"--since {value!r}: use a date (2025-03-01), a datetime or a span (36h, 7d)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _print_stats(stats: CrawlStats) -> None:
+    console.print(
+        f"fetched {stats.pages_fetched} pages: {stats.articles_new} new, {stats.articles_updated} updated, "
+        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file}"
+    )
+    for label, counts in (("skipped", stats.skipped), ("errors", stats.errors)):
+        if counts:
+            console.print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def crawl_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Sources to crawl (default: all enabled).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="JSON-lines output (default: under the data dir).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles published since: 2025-03-01, 36h, 7d.")
+    ] = None,
+    feeds_only: Annotated[bool, typer.Option("--feeds-only", help="Skip sitemaps and list pages.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Crawl the bundled offline demo site instead.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Crawl news sources; new and updated articles are appended to a JSON-lines file."""
+    settings = get_settings()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out or settings.path("crawl", "out", f"articles-{stamp}.jsonl")
+    window = parse_since(since) if since else None
+
+    def say(line: str) -> None:
+        if not quiet:
+            console.print(line, markup=False)
+
+    if demo:
+        with serve_demo() as server:
+            stats = crawl(
+                select_sources(demo_sources(server.url), names), settings, out, window, feeds_only, say
+            )
+    else:
+        stats = crawl(select_sources(_registry(settings), names), settings, out, window, feeds_only, say)
+    _print_stats(stats)
+
+
+def read_page(file: str) -> bytes:
+    """Page bytes from a path (``.gz`` is decompressed) or ``-`` for stdin."""
+    data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    if file.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise NewsmonError(f"{file}: not valid gzip ({exc})") from None
+    return data
+
+
+def extract_json(data: bytes, url: str, source: Source | None = None) -> dict[str, Any]:
+    """What ``newsmon extract`` prints: the article fields, ``is_article``, and ``skip`` (why not)."""
+    result = extract_article(data, url, source)
+    article = result.article
+    fields = ("canonical_url", "title", "text", "published", "authors", "lang", "site")
+    values = article.model_dump(mode="json", include=set(fields)) if article else dict.fromkeys(fields)
+    return {"url": url, **values, "is_article": article is not None, "skip": result.skip}
+
+
+def extract_command(
+    file: Annotated[str, typer.Argument(help="HTML file, .html.gz, or - for stdin.")],
+    url: Annotated[
+        str, typer.Option(help="The page's URL (for canonical links and dates).")
+    ] = "http://localhost/",
+    source: Annotated[
+        str | None, typer.Option(help="Apply this registry source's language and rules.")
+    ] = None,
+) -> None:
+    """Extract one saved page and print the result as JSON."""
+    try:
+        data = read_page(file)
+    except OSError as exc:
+        raise NewsmonError(f"{file}: {exc.strerror or exc}") from None
+    chosen = select_sources(_registry(get_settings()), [source])[0] if source else None
+    print(json.dumps(extract_json(data, url, chosen), ensure_ascii=False, indent=2))

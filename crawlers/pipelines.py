@@ -1,0 +1,53 @@
+"""Item pipeline: fetched page -> ``Article`` -> crawl store (seen mark + outbox, one transaction)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import DropItem
+
+from crawlers.extract import extract_article
+from crawlers.outcomes import PERMANENT_SKIPS, SKIPPED, note, progress
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+
+_TEXTUAL = ("html", "xml", "text/plain")
+
+
+class ArticlePipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        spider = self.crawler.spider
+        stats = self.crawler.stats
+        assert spider is not None and stats is not None
+        source = spider.sources[item["source"]]
+        url, ctype = item["url"], item["content_type"].lower()
+        if ctype and not any(t in ctype for t in _TEXTUAL):
+            result_skip, detail = "not_html", ctype
+        else:
+            result = extract_article(item["body"], url, source, item["fetched"], content_type=ctype or None)
+            result_skip, detail = result.skip, result.detail
+            if result.article is not None:
+                article = result.article
+                since = spider.since
+                if since and article.published and article.published < since:
+                    # Not remembered as seen: a later run with an older --since must still get it.
+                    stats.inc_value(f"newsmon/{SKIPPED}/before_since")
+                    raise DropItem(f"before --since: {url}", log_level="DEBUG")
+                kind = spider.store.record(article, item["request_urls"], item["lastmod"])
+                stats.inc_value(f"newsmon/articles/{kind}")
+                progress(f"{kind} {url} {article.title[:60]}")
+                return {"id": article.id, "kind": kind}
+        note(stats, SKIPPED, result_skip or "unknown", url, detail)
+        if result_skip in PERMANENT_SKIPS:
+            spider.store.mark_skipped(item["request_urls"], result_skip or "", item["lastmod"])
+        raise DropItem(f"{result_skip}: {url}", log_level="DEBUG")

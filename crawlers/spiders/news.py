@@ -1,0 +1,193 @@
+"""The one spider: discovers article URLs from each source's feeds, news sitemaps and list pages.
+
+Discovery only; turning pages into articles is the item pipeline's job
+(``crawlers.pipelines``). Already-seen URLs are not requested again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from scrapy import Request, Spider
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
+from crawlers.extract import LANG_TZ
+from crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
+from crawlers.registry import Source
+from crawlers.store import CrawlStore
+from crawlers.urls import canonicalize
+
+T = TypeVar("T")
+# A sitemap index may point at sitemaps, which may be indexes again; stop somewhere.
+MAX_SITEMAP_DEPTH = 3
+
+
+def host_allowed(url: str, domains: list[str]) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+class NewsSpider(Spider):
+    name = "news"
+
+    def __init__(
+        self,
+        sources: list[Source],
+        store_path: str,
+        since: datetime | None = None,
+        feeds_only: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sources = {s.name: s for s in sources}
+        self.since = since
+        self.feeds_only = feeds_only
+        self.store = CrawlStore(Path(store_path))
+        # Canonical URL -> "requested" or why it was left alone, for URLs met earlier in this run
+        # (feeds, sitemaps and list pages overlap).
+        self._seen_now: dict[str, str] = {}
+        self._sitemaps: set[str] = set()  # requested sitemaps, to catch indexes that point back
+
+    def closed(self, reason: str) -> None:
+        self.store.close()
+
+    async def start(self) -> AsyncIterator[Request]:
+        for source in self.sources.values():
+            for url in source.feeds:
+                yield self._discovery(url, source, self.parse_feed)
+            if self.feeds_only:
+                continue
+            for url in source.sitemaps:
+                yield self._discovery(url, source, self.parse_sitemap)
+            for url in source.list_pages:
+                yield self._discovery(url, source, self.parse_list)
+
+    def _discovery(self, url: str, source: Source, callback: Any, depth: int = 0) -> Request:
+        if callback == self.parse_sitemap:
+            self._sitemaps.add(url)
+        return Request(
+            url,
+            callback=callback,
+            errback=self.on_error,
+            priority=10,
+            meta={"source": source.name, "kind": "discovery", "sitemap_depth": depth},
+        )
+
+    # ------------------------------------------------------------------ discovery
+
+    def _parse(self, response: Response, parse: Callable[[], T]) -> T | None:
+        """Run a discovery parser; a broken feed, sitemap or page is a counted skip."""
+        try:
+            return parse()
+        except DiscoveryError as exc:
+            note(self.crawler.stats, SKIPPED, exc.reason, response.url, exc.detail[:120])
+            return None
+
+    def parse_feed(self, response: Response) -> Iterator[Request]:
+        source = self.sources[response.meta["source"]]
+        links = self._parse(response, lambda: feed_links(response.body, response.url)) or []
+        progress(f"feed {response.url}: {len(links)} links")
+        for link in links:
+            yield from self._article(link, source)
+
+    def parse_list(self, response: Response) -> Iterator[Request]:
+        source = self.sources[response.meta["source"]]
+        links = (
+            self._parse(response, lambda: list_links(response.body, response.url, source.article_pattern))
+            or []
+        )
+        progress(f"list {response.url}: {len(links)} links")
+        for link in links:
+            yield from self._article(link, source)
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        source = self.sources[response.meta["source"]]
+        tz, max_size = LANG_TZ.get(source.lang, UTC), self.settings.getint("DOWNLOAD_MAXSIZE")
+        sitemap = self._parse(response, lambda: sitemap_links(response.body, response.url, tz, max_size))
+        if sitemap is None:
+            return
+        progress(f"sitemap {response.url}: {len(sitemap.links)} links")
+        if not sitemap.is_index:
+            for link in sitemap.links:
+                yield from self._article(link, source)
+            return
+        depth = response.meta.get("sitemap_depth", 0)
+        for link in sitemap.links:
+            if link.url in self._sitemaps:
+                note(self.crawler.stats, SKIPPED, "sitemap_loop", link.url)
+            elif depth >= MAX_SITEMAP_DEPTH:
+                note(self.crawler.stats, SKIPPED, "sitemap_depth", link.url)
+            elif self.since and link.lastmod and link.lastmod < self.since:
+                note(self.crawler.stats, SKIPPED, "before_since", link.url)
+            else:
+                yield self._discovery(link.url, source, self.parse_sitemap, depth + 1)
+
+    def _article(self, link: Link, source: Source) -> Iterator[Request]:
+        url, published, lastmod = link.url, link.published, link.lastmod
+        if not host_allowed(url, source.allowed_domains):
+            note(self.crawler.stats, SKIPPED, "offsite", url)
+            return
+        if self.since and published and published < self.since:
+            self.crawler.stats.inc_value(f"newsmon/{SKIPPED}/before_since")
+            return
+        key = canonicalize(url, source.homepage)
+        previous = self._seen_now.get(key)
+        if previous == "requested":
+            return
+        known = self.store.known(url, lastmod)
+        if known is not None and previous is not None:
+            return  # already counted as known by an earlier feed or sitemap entry
+        if previous is not None:
+            # An earlier entry left this URL alone; this one announces a newer version.
+            self.crawler.stats.inc_value(self._known_stat(previous), -1)
+        self._seen_now[key] = known or "requested"
+        if known is not None:
+            self.crawler.stats.inc_value(self._known_stat(known))
+            return
+        yield Request(
+            url,
+            callback=self.parse_article,
+            errback=self.on_error,
+            # Deduplication is ours (_seen_now); Scrapy's filter would silently swallow a redirect loop.
+            dont_filter=True,
+            meta={"source": source.name, "kind": "article", "lastmod": lastmod, "dont_cache": True},
+        )
+
+    @staticmethod
+    def _known_stat(known: str) -> str:
+        return "newsmon/articles/unchanged" if known == "article" else f"newsmon/{SKIPPED}/known_{known}"
+
+    # ------------------------------------------------------------------ pages
+
+    def parse_article(self, response: Response) -> Iterator[dict[str, Any]]:
+        yield {
+            "url": response.url,
+            # The discovered URL and any redirect hops: all of them count as seen.
+            "request_urls": [*response.meta.get("redirect_urls", []), response.url],
+            "body": response.body,
+            "content_type": (response.headers.get("Content-Type") or b"").decode("latin-1"),
+            "source": response.meta["source"],
+            "lastmod": response.meta.get("lastmod"),
+            "fetched": datetime.now(UTC),
+        }
+
+    def on_error(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        bucket, reason = classify_failure(failure)
+        note(
+            self.crawler.stats,
+            bucket,
+            reason,
+            request.url,
+            str(failure.value)[:120] if bucket == ERRORS else "",
+        )
+        if request.meta.get("kind") == "article" and bucket == SKIPPED and reason in PERMANENT_SKIPS:
+            self.store.mark_skipped(
+                [request.url, *request.meta.get("redirect_urls", [])], reason, request.meta.get("lastmod")
+            )

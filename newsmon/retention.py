@@ -1,0 +1,104 @@
+"""Housekeeping of the data dir: what may go, what must be kept and only reported.
+
+* ``inbox/*.jsonl.part``: output of a crawl that died before renaming it. The crawl state
+  already marks those articles seen, so deleting the file would lose them; when no crawl
+  holds the crawl lock, each one is renamed to ``.jsonl`` and gets analysed and indexed.
+* ``inbox/*.jsonl`` and ``spool/*.jsonl``: articles waiting to be indexed. Never deleted;
+  old ones are reported (a file that keeps failing, or Elasticsearch down for days).
+* ``deadletter/*.jsonl``: articles Elasticsearch rejected for good; deleted after
+  ``deadletter_days``.
+* crawl state (``crawl/state.sqlite``): HTTP-cache entries and "not an article" marks
+  older than their limits are pruned, so a page that was a 404 is looked at again one day.
+  Seen articles stay: they are what keeps a re-crawl from re-fetching the archive.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crawlers.store import CrawlStore, crawl_lock, store_path
+from newsmon.errors import NewsmonError
+from newsmon.settings import Settings
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    deadletter_days: float = 90
+    http_cache_days: float = 30
+    skipped_page_days: float = 90
+    stale_days: float = 2  # inbox/spool files older than this are reported
+
+
+@dataclass
+class RetentionStats:
+    salvaged_parts: list[str] = field(default_factory=list)
+    deleted_deadletters: list[str] = field(default_factory=list)
+    pruned_http_cache: int = 0
+    pruned_skipped_pages: int = 0
+    stale_inbox: list[str] = field(default_factory=list)
+    stale_spool: list[str] = field(default_factory=list)
+    crawl_busy: bool = False  # a crawl held the lock: parts and crawl state were left alone
+
+    def problems(self) -> list[str]:
+        """Lines an operator should read (nothing that cleaned itself up)."""
+        return [f"inbox file not indexed for days: {name}" for name in self.stale_inbox] + [
+            f"spool file not replayed for days (Elasticsearch unreachable?): {name}"
+            for name in self.stale_spool
+        ]
+
+
+def _files(folder: Path, pattern: str, older_than_days: float = 0, now: float = 0) -> list[Path]:
+    """Matching files, oldest name first; with ``older_than_days``, only those not modified since."""
+    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    if older_than_days:
+        found = [p for p in found if now - p.stat().st_mtime > older_than_days * DAY_S]
+    return found
+
+
+def cleanup(
+    settings: Settings, policy: RetentionPolicy | None = None, *, now: float | None = None
+) -> RetentionStats:
+    """Apply ``policy`` to ``settings.data_dir``; safe to run at any time, also during a crawl."""
+    policy = policy or RetentionPolicy()
+    now = time.time() if now is None else now
+    data = settings.data_dir
+    stats = RetentionStats()
+
+    for path in _files(data / "deadletter", "*.jsonl", policy.deadletter_days, now):
+        path.unlink(missing_ok=True)
+        stats.deleted_deadletters.append(path.name)
+    stats.stale_inbox = [p.name for p in _files(data / "inbox", "*.jsonl", policy.stale_days, now)]
+    stats.stale_spool = [p.name for p in _files(data / "spool", "*.jsonl", policy.stale_days, now)]
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(crawl_lock(data))
+        except NewsmonError:  # a crawl is running: its .part is live and it writes the state
+            stats.crawl_busy = True
+            return stats
+        for part in _files(data / "inbox", "*.jsonl.part"):
+            part.rename(part.with_suffix(""))  # x.jsonl.part -> x.jsonl
+            stats.salvaged_parts.append(part.name)
+        if store_path(data).exists():
+            _prune_crawl_state(CrawlStore(store_path(data)), policy, now, stats)
+    return stats
+
+
+def _prune_crawl_state(store: CrawlStore, policy: RetentionPolicy, now: float, stats: RetentionStats) -> None:
+    try:
+        stats.pruned_http_cache = store.db.execute(
+            "DELETE FROM http_cache WHERE stored < ?", (now - policy.http_cache_days * DAY_S,)
+        ).rowcount
+        # The store writes ``utcnow().isoformat()``, so the same format compares as text.
+        cutoff = datetime.fromtimestamp(now - policy.skipped_page_days * DAY_S, UTC).isoformat()
+        stats.pruned_skipped_pages = store.db.execute(
+            "DELETE FROM seen WHERE article_id IS NULL AND seen_at < ?", (cutoff,)
+        ).rowcount
+    finally:
+        store.close()

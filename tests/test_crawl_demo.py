@@ -1,0 +1,183 @@
+"""Real Scrapy crawls (child process) of the offline demo site served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
+from crawlers.registry import Source
+from crawlers.run import CrawlStats, crawl
+from newsmon.models import Article
+from newsmon.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
+DEMO_ARTICLES = 12
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(data_dir=tmp_path / "var")
+
+
+@pytest.fixture(scope="module")
+def demo() -> DemoServer:
+    with serve_demo() as server:
+        yield server
+
+
+def read_articles(path: Path) -> list[Article]:
+    if not path.exists():
+        return []
+    return [Article.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def article_hits(server: DemoServer) -> dict[str, int]:
+    return {p: n for p, n in server.hits.items() if ARTICLE_PATH.match(p)}
+
+
+def test_demo_crawl_extracts_every_article(demo: DemoServer, settings: Settings, tmp_path: Path) -> None:
+    lines: list[str] = []
+    stats = crawl(demo_sources(demo.url), settings, tmp_path / "out.jsonl", progress=lines.append)
+    articles = read_articles(tmp_path / "out.jsonl")
+    assert stats.articles_new == len(articles) == DEMO_ARTICLES
+    assert stats.errors == {} and stats.exit_code == 0
+    assert stats.skipped == {"http_404": 1, "list_page": 1, "robots": 1}
+    assert demo.hits["/private/a/2025/0310/9001.html"] == 0  # robots.txt disallows it
+    by_url = {a.canonical_url.removeprefix(demo.url): a for a in articles}
+    assert len(by_url) == DEMO_ARTICLES  # tracking parameters (utm_*, spm) stripped, no duplicates
+    for article in articles:
+        assert article.title and len(article.text) > 150 and "\n" in article.text
+        assert article.published is not None and article.published.tzinfo is not None
+        assert article.lang in ("ko", "zh") and article.source.startswith("demo-")
+    euc_kr_wrong_charset = by_url["/legacy/news/2002.html"]
+    assert euc_kr_wrong_charset.title == "수도권 데이터센터 전력 부족…지방 분산 유도책 나온다"
+    assert euc_kr_wrong_charset.published == datetime(2025, 3, 6, 1, 5, tzinfo=UTC)  # KST page, no zone
+    assert "저작권자" not in euc_kr_wrong_charset.text  # the site rule's drop selector
+    gbk = by_url["/zh/a/2025/0306/3003.html"]
+    assert gbk.title == "H20芯片出口许可收紧 国内云厂商加速转向昇腾" and "昇腾" in gbk.text
+    assert by_url["/ko/news/1001.html"].authors == ["김민준"]
+    assert any(line.startswith("crawl process pid=") for line in lines)
+    assert any(line.startswith("new ") for line in lines)
+
+
+def test_second_run_fetches_no_article_page(demo: DemoServer, settings: Settings, tmp_path: Path) -> None:
+    sources = demo_sources(demo.url)
+    crawl(sources, settings, tmp_path / "one.jsonl")
+    before = article_hits(demo)
+    stats = crawl(sources, settings, tmp_path / "two.jsonl")
+    assert article_hits(demo) == before
+    assert (stats.articles_new, stats.articles_updated, stats.articles_unchanged) == (0, 0, DEMO_ARTICLES)
+    assert stats.scrapy["httpcache/revalidate"] >= 5  # feeds, sitemaps, list pages answered 304
+    assert read_articles(tmp_path / "two.jsonl") == []
+
+
+def test_new_and_updated_articles_are_noticed(settings: Settings, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(DEMO_ROOT, site)
+    with serve_demo(root=site) as server:
+        sources = [s for s in demo_sources(server.url) if s.name == "demo-zh-tech"]
+        first = crawl(sources, settings, tmp_path / "one.jsonl")
+        assert first.articles_new == 6
+        # The outlet edits one story (announced by a newer sitemap lastmod) and publishes another.
+        page = site / "zh/a/2025/0309/3006.html"
+        page.write_text(
+            page.read_text(encoding="utf-8").replace("一千公里", "一千二百公里"), encoding="utf-8"
+        )
+        sitemap = site / "zh/sitemap-news.xml"
+        sitemap.write_text(
+            sitemap.read_text(encoding="utf-8").replace(
+                "<lastmod>2025-03-09T13:45:00+08:00", "<lastmod>2025-03-10T08:00:00+08:00"
+            ),
+            encoding="utf-8",
+        )
+        fresh = site / "zh/a/2025/0310/3007.html"
+        fresh.parent.mkdir(parents=True)
+        fresh.write_text(
+            page.read_text(encoding="utf-8")
+            .replace("固态电池", "钠离子电池")
+            .replace("0309/3006", "0310/3007"),
+            encoding="utf-8",
+        )
+        chips = site / "zh/list/chips.html"
+        chips.write_text(
+            chips.read_text(encoding="utf-8").replace(
+                '<div class="news-list">',
+                '<div class="news-list"><h3><a href="/zh/a/2025/0310/3007.html">钠离子电池</a></h3>',
+            ),
+            encoding="utf-8",
+        )
+        second = crawl(sources, settings, tmp_path / "two.jsonl")
+        assert (second.articles_new, second.articles_updated, second.articles_unchanged) == (1, 1, 5)
+        assert server.hits["/zh/a/2025/0308/3005.html"] == 1
+        changed = {a.canonical_url.removeprefix(server.url): a for a in read_articles(tmp_path / "two.jsonl")}
+        assert set(changed) == {"/zh/a/2025/0309/3006.html", "/zh/a/2025/0310/3007.html"}
+        assert "一千二百公里" in changed["/zh/a/2025/0309/3006.html"].text
+
+
+def test_since_and_feeds_only(demo: DemoServer, settings: Settings, tmp_path: Path) -> None:
+    since = datetime(2025, 3, 6, tzinfo=UTC)
+    stats = crawl(demo_sources(demo.url), settings, tmp_path / "since.jsonl", since=since, feeds_only=True)
+    articles = read_articles(tmp_path / "since.jsonl")
+    assert articles and all(a.published and a.published >= since for a in articles)
+    # feeds only: the legacy outlet has no feed, so none of its (list page) articles appear
+    assert not any("/legacy/" in a.url for a in articles)
+    assert stats.skipped["before_since"] >= 1
+    published = sorted(a.canonical_url.rsplit("/", 1)[1] for a in articles)
+    assert published == ["1003.html", "1004.html", "3003.html", "3004.html", "3005.html", "3006.html"]
+
+
+def test_killed_crawl_then_rerun_loses_and_duplicates_nothing(settings: Settings, tmp_path: Path) -> None:
+    with serve_demo(delay=0.3) as server:  # slow enough to be killed half-way
+        sources = demo_sources(server.url)
+        killed: list[int] = []
+
+        def kill_after_two(line: str) -> None:
+            if match := re.match(r"crawl process pid=(\d+)", line):
+                killed.append(int(match[1]))
+            elif line.startswith("new ") and len(killed) == 1:
+                killed.append(0)
+            elif line.startswith("new ") and len(killed) == 2:
+                os.kill(killed[0], signal.SIGKILL)
+                killed.append(0)
+
+        first = crawl(sources, settings, tmp_path / "one.jsonl", progress=kill_after_two)
+        assert first.exit_code == -signal.SIGKILL and first.errors.get("crawl_process") == 1
+        assert 2 <= first.articles_new < DEMO_ARTICLES
+        second = crawl(sources, settings, tmp_path / "two.jsonl")
+    ids = [a.id for a in read_articles(tmp_path / "one.jsonl") + read_articles(tmp_path / "two.jsonl")]
+    assert len(ids) == len(set(ids)) == DEMO_ARTICLES
+    assert first.articles_new + second.articles_new == DEMO_ARTICLES
+
+
+def test_redirect_into_unconfigured_private_address_is_refused(settings: Settings, tmp_path: Path) -> None:
+    with serve_demo(root=tmp_path) as target:  # stands for an internal service
+
+        def to_internal(handler) -> None:
+            handler.send_plain(
+                302, b"", headers={"Location": f"http://localhost:{target.url.rsplit(':', 1)[1]}/admin"}
+            )
+
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "list.html").write_text('<html><body><a href="/news/20250301.html">기사</a></body></html>')
+        with serve_demo(root=site, routes={"/news/20250301.html": to_internal}) as public:
+            source = Source(name="redirector", lang="ko", feeds=[], list_pages=[f"{public.url}/list.html"])
+            stats = crawl([source], settings, tmp_path / "out.jsonl")
+    assert stats.skipped == {"private_address": 1}
+    assert target.hits == {}
+
+
+def test_stats_json_roundtrip(demo: DemoServer, settings: Settings, tmp_path: Path) -> None:
+    """CrawlStats carries the numbers the CLI prints; the child's stats file is plain JSON."""
+    stats: CrawlStats = crawl(demo_sources(demo.url)[:1], settings, tmp_path / "out.jsonl", feeds_only=True)
+    assert stats.pages_fetched >= 5 and stats.articles_new == 4
+    assert json.loads((settings.data_dir / "crawl" / "stats.json").read_text())["finish_reason"] == "finished"

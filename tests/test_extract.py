@@ -1,0 +1,188 @@
+"""Extraction unit tests on small synthetic pages (tests/fixtures/extract)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from crawlers.extract import (
+    KST,
+    clean_authors,
+    clean_title,
+    decode_html,
+    detect_lang,
+    extract_article,
+    parse_date,
+)
+from crawlers.registry import ExtractRules, Source
+
+FIXTURES = Path(__file__).parent / "fixtures" / "extract"
+FETCHED = datetime(2025, 5, 1, tzinfo=UTC)
+KO = Source(name="gasang", lang="ko", feeds=["https://www.gasang-it.example/rss/allArticle.xml"])
+ZH = Source(name="shili", lang="zh", feeds=["https://www.shili.example/rss.xml"])
+
+
+def page(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def test_korean_article_with_json_ld() -> None:
+    url = "https://m.gasang-it.example/news/articleView.html?idxno=50123&utm_source=naver"
+    result = extract_article(page("ko_article.html").encode(), url, KO, FETCHED)
+    article = result.article
+    assert article is not None, result
+    assert article.title == '반도체 장비 수출 허가 심사 길어진다…업계 "납기 차질 우려"'
+    assert article.published == datetime(2025, 4, 2, 9, 41, tzinfo=KST)  # JSON-LD wins over meta
+    assert article.authors == ["홍길동", "김철수"]
+    assert article.canonical_url == "https://www.gasang-it.example/news/articleView.html?idxno=50123"
+    assert article.site == "www.gasang-it.example" and article.lang == "ko" and article.source == "gasang"
+    paragraphs = article.text.split("\n")
+    assert len(paragraphs) == 4 and paragraphs[0].startswith("미국의 반도체 장비 수출통제가")
+    assert "관련기사" not in article.text and "무단전재" not in article.text and "로그인" not in article.text
+
+
+def test_chinese_article_date_without_zone_is_beijing_time() -> None:
+    article = extract_article(
+        page("zh_article.html").encode(), "https://www.shili.example/tech/2025/0403/a3.html", ZH, FETCHED
+    ).article
+    assert article is not None
+    assert article.title == "国产GPU企业密集发布新品 出口管制下算力替代加速"
+    assert article.published == datetime(2025, 4, 3, 0, 30, tzinfo=UTC)
+    assert article.authors == ["周明"] and article.lang == "zh"
+    assert "推荐阅读" not in article.text and article.text.count("\n") == 3
+
+
+@pytest.mark.parametrize(
+    ("fixture", "encoding", "declared", "header"),
+    [
+        ("zh_article.html", "gbk", None, None),  # no declaration at all
+        ("zh_article.html", "gb18030", "utf-8", None),  # wrong <meta charset>
+        ("zh_article.html", "gbk", None, "text/html; charset=utf-8"),  # wrong HTTP header
+        ("zh_article.html", "gbk", "iso-8859-1", "text/html; charset=iso-8859-1"),  # server's Western default
+        ("zh_hant_article.html", "big5", None, None),
+        ("ko_article.html", "cp949", None, None),
+        ("ko_article.html", "euc-kr", "utf-8", None),
+        ("ko_article.html", "euc-kr", "gb2312", None),  # GB18030 would decode it, as nonsense
+    ],
+)
+def test_legacy_cjk_encodings_declared_wrongly_or_not_at_all(
+    fixture: str, encoding: str, declared: str | None, header: str | None
+) -> None:
+    html = page(fixture).replace('<meta charset="utf-8">', "")
+    if declared:
+        html = html.replace(
+            "<head>", f'<head><meta http-equiv="Content-Type" content="text/html; charset={declared}">'
+        )
+    data = html.encode(encoding)
+    source = KO if fixture.startswith("ko") else ZH
+    text, _ = decode_html(data, header, source.lang)
+    assert text == html
+    article = extract_article(
+        data, "https://www.example.com/a/20250403.html", source, FETCHED, content_type=header
+    ).article
+    assert article is not None and article.title in html
+
+
+def test_utf8_page_with_a_few_broken_bytes_stays_utf8() -> None:
+    data = page("zh_article.html").encode()
+    broken = data[:900] + b"\xff\xfe" + data[900:]
+    text, encoding = decode_html(broken, None, "zh")
+    assert encoding == "utf-8" and "国产算力替代正在加速" in text
+
+
+def test_site_rules_win_over_the_generic_extractor() -> None:
+    rules = ExtractRules(
+        title="td.tit",
+        body="#news_body",
+        date="//td[@class='byline']/span",
+        author="td.byline",
+        drop=["div.ad_inline", "span.copy"],
+    )
+    source = Source(
+        name="hanbit", lang="ko", feeds=[], list_pages=["https://hanbit.example/list.php"], extract=rules
+    )
+    article = extract_article(
+        page("site_rule.html"), "https://hanbit.example/read.php?id=778", source, FETCHED
+    ).article
+    assert article is not None
+    assert article.title == "클라우드 업계, 데이터센터 전력 확보 경쟁 치열"
+    assert article.extractor == "newsmon/site-rule"
+    assert article.text.split("\n")[0].startswith("클라우드 업체들이")
+    assert "광고" not in article.text and "무단전재" not in article.text
+    assert article.published == datetime(2025, 4, 6, 15, 10, tzinfo=KST)
+    assert article.authors[0] == "이몽룡"
+
+
+def test_future_dates_are_rejected() -> None:
+    html = page("ko_article.html").replace("2025-04-02T09:41:00+09:00", "2031-01-01T00:00:00+09:00")
+    article = extract_article(
+        html, "https://www.gasang-it.example/news/articleView.html?idxno=50123", KO, FETCHED
+    ).article
+    assert article is not None
+    assert article.published == datetime(2025, 4, 2, 10, 0, tzinfo=KST)  # falls back to the meta tag
+
+
+@pytest.mark.parametrize(
+    ("html", "reason"),
+    [
+        (page("list_page.html"), "list_page"),
+        (page("error_404.html"), "error_page"),
+        ("", "empty"),
+        ("   \n  ", "empty"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "binary"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (
+            "<html><head><title>짧은 글</title></head><body><p>본문이 한 줄뿐입니다.</p></body></html>",
+            "too_short",
+        ),
+    ],
+)
+def test_non_articles_are_skipped_with_a_reason(html: str | bytes, reason: str) -> None:
+    result = extract_article(html, "https://www.gasang-it.example/news/articleList.html", KO, FETCHED)
+    assert result.article is None and result.skip == reason
+
+
+def test_malformed_html_still_extracts() -> None:
+    html = page("zh_article.html").replace("</p>", "").replace("</div>", "").replace("</body>", "")[:-40]
+    article = extract_article(
+        html.encode(), "https://www.shili.example/tech/2025/0403/a3.html", ZH, FETCHED
+    ).article
+    assert article is not None and "国产GPU" in article.title
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2025-03-04T14:20:00+09:00", datetime(2025, 3, 4, 5, 20, tzinfo=UTC)),
+        ("2025-03-04 14:20:00", datetime(2025, 3, 4, 14, 20, tzinfo=KST)),
+        ("2025.03.04 14:20", datetime(2025, 3, 4, 14, 20, tzinfo=KST)),
+        ("2025년 3월 4일 오후 2:20", datetime(2025, 3, 4, 14, 20, tzinfo=KST)),
+        ("2025年03月04日 14:20", datetime(2025, 3, 4, 14, 20, tzinfo=KST)),
+        ("입력 2025-03-04 오전 9:05 수정 2025-03-05", datetime(2025, 3, 4, 9, 5, tzinfo=KST)),
+        ("Tue, 04 Mar 2025 05:20:00 GMT", datetime(2025, 3, 4, 5, 20, tzinfo=UTC)),
+        ("2025-03-04T05:20:00Z", datetime(2025, 3, 4, 5, 20, tzinfo=UTC)),
+        ("2025/3/4 14:20 +0800", datetime(2025, 3, 4, 14, 20, tzinfo=timezone(timedelta(hours=8)))),
+        ("no date here", None),
+    ],
+)
+def test_parse_date(raw: str, expected: datetime | None) -> None:
+    assert parse_date(raw, KST) == expected
+
+
+def test_detect_lang_and_cleaners() -> None:
+    assert detect_lang("삼성전자는 HBM 생산을 늘린다") == "ko"
+    assert detect_lang("美国商务部更新实体清单") == "zh"
+    assert detect_lang("エヌビディアの新しいGPU") == "ja"
+    assert detect_lang("Nvidia ships H20 chips") == "en"
+    assert clean_title("标题很长的一篇新闻报道_新浪科技_新浪网", []) == "标题很长的一篇新闻报道"
+    assert clean_title("수출통제 강화 - 가상IT신문", ["가상IT신문"]) == "수출통제 강화"
+    assert clean_title("Export controls - what changes", []) == "Export controls - what changes"
+    assert clean_authors(["홍길동 기자 hong@example.com", "记者 周明、李华", "By Jane Doe and John Roe"]) == [
+        "홍길동",
+        "周明",
+        "李华",
+        "Jane Doe",
+        "John Roe",
+    ]
