@@ -27,19 +27,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from newsmon.errors import NewsmonError
-from newsmon.settings import REPO_ROOT, Settings, SmtpTls, get_settings, load_settings
 
+# newsmon.settings is imported inside the functions: the DAG files import this module (for
+# CRAWL_POOL), and building the Settings model would more than double their parse time.
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
+    from newsmon.settings import Settings
+
 ES_CONN_ID = "newsmon_es"
 SMTP_CONN_ID = "newsmon_smtp"
-DAGS_FOLDER = REPO_ROOT / "dags"
-# The politeness pool of the crawl tasks; docker-compose's airflow-init creates the same one.
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+# The pool of the crawl tasks (docker-compose's airflow-init creates it too). One slot: a
+# crawl holds its data dir's crawl lock, so a second one would fail rather than run.
 CRAWL_POOL = "newsmon_crawl"
-CRAWL_POOL_SLOTS = 4
+CRAWL_POOL_SLOTS = 1
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
-_SMTP_DEFAULT_PORT = {SmtpTls.ssl: 465, SmtpTls.starttls: 587, SmtpTls.none: 25}
+_SMTP_DEFAULT_PORT = {"ssl": 465, "starttls": 587, "none": 25}  # by SmtpTls value
 
 ConnectionLookup = Callable[[str], "Connection | None"]
 
@@ -79,11 +83,11 @@ def smtp_overrides(conn: Connection) -> dict[str, Any]:
     extra = conn.extra_dejson
     # The SMTP provider's meaning: implicit TLS unless disable_ssl, then STARTTLS unless disable_tls.
     if not _flag(extra.get("disable_ssl")):
-        tls = SmtpTls.ssl
+        tls = "ssl"
     elif not _flag(extra.get("disable_tls")):
-        tls = SmtpTls.starttls
+        tls = "starttls"
     else:
-        tls = SmtpTls.none
+        tls = "none"
     fields = {
         "smtp_host": conn.host,
         "smtp_port": conn.port or _SMTP_DEFAULT_PORT[tls],
@@ -97,6 +101,8 @@ def smtp_overrides(conn: Connection) -> dict[str, Any]:
 
 def airflow_settings(lookup: ConnectionLookup = find_connection) -> Settings:
     """Settings for a DAG task: Airflow connection > ``NEWSMON_*`` environment > defaults."""
+    from newsmon.settings import load_settings
+
     overrides: dict[str, Any] = {}
     if es := lookup(ES_CONN_ID):
         overrides |= es_overrides(es)
@@ -113,12 +119,15 @@ def airflow_home(settings: Settings) -> Path:
 
 
 def airflow_env(home: Path, *, port: int = 8080) -> dict[str, str]:
-    """The ``AIRFLOW_*`` variables of a local SQLite Airflow that runs this repository's DAGs."""
+    """The environment of a local SQLite Airflow that runs this repository's DAGs."""
     return {
+        # Standalone starts its components as `airflow ...`: this venv's, also when not activated.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",  # a dev set-up with a generated password: not on the network
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
     }
@@ -130,7 +139,7 @@ def prepare_airflow(env: dict[str, str]) -> None:
         "from airflow.utils.db import initdb; initdb()\n"
         "from airflow.models.pool import Pool\n"
         f"Pool.create_or_update_pool({CRAWL_POOL!r}, {CRAWL_POOL_SLOTS}, "
-        "'politeness: concurrent source crawls', include_deferred=False)\n"
+        "'newsmon crawls: one at a time per data dir', include_deferred=False)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
@@ -154,8 +163,7 @@ def login_help(home: Path, port: int, password: str | None) -> str:
     return (
         f"Airflow UI: http://localhost:{port}  user: admin  password: {secret}\n"
         f"  password file: {home / PASSWORDS_FILE}\n"
-        "  try it: airflow dags trigger newsmon_feeds -c '{\"demo\": true}'"
-        f" (with AIRFLOW_HOME={home}), or Trigger with the `demo` param in the UI"
+        "  demo: unpause newsmon_feeds, then Trigger it with the param demo = true"
     )
 
 
@@ -168,11 +176,13 @@ def newsmon_airflow_command(port: int = 8080) -> None:
     """
     import typer
 
+    from newsmon.settings import get_settings
+
     settings = get_settings()
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(home, port=port)
-    airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or shutil.which("airflow")
+    airflow = shutil.which("airflow", path=env["PATH"])
     if airflow is None:
         raise NewsmonError("airflow: the `airflow` command is not installed in this environment")
     typer.echo(f"setting up Airflow in {home} ...", err=True)

@@ -49,6 +49,33 @@ def load_sources(settings: Settings, sources_path: Path | None = None) -> list[S
     return [s for s in load(sources_path or settings.sources) if s.enabled]
 
 
+def crawl_sources(
+    settings: Settings,
+    stack: ExitStack,
+    *,
+    demo: bool = False,
+    sources_path: Path | None = None,
+    progress: Progress | None = None,
+) -> list[Source]:
+    """The sources to crawl: the registry's enabled ones, or the bundled demo site, which is
+    served (until ``stack`` closes) on the configured port so its URLs, and so the article ids,
+    are the same from run to run."""
+    if not demo:
+        return load_sources(settings, sources_path)
+    from crawlers.demo_server import demo_sources, serve_demo
+
+    try:
+        server = stack.enter_context(serve_demo(port=settings.demo_port))
+    except OSError as exc:
+        raise NewsmonError(
+            f"cannot serve the demo site on port {settings.demo_port} ({exc.strerror}); "
+            "set NEWSMON_DEMO_PORT to a free port"
+        ) from None
+    if progress:
+        progress(f"serving the demo site at {server.url}")
+    return demo_sources(server.url)
+
+
 def crawl_to_inbox(
     settings: Settings,
     sources: list[Source],
@@ -73,7 +100,8 @@ def crawl_to_inbox(
 
 def read_articles(path: Path, errors: dict[str, int] | None = None) -> Iterator[Article]:
     """Articles from a JSONL file; a bad line is counted and skipped, never fatal."""
-    with path.open(encoding="utf-8") as fh:
+    # errors="replace": a line with broken UTF-8 fails validation and is counted, not fatal.
+    with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.strip():
                 continue
@@ -152,20 +180,7 @@ def run_once(
     with ExitStack() as stack:
         if settings.es_is_local and esnode.ensure_running(settings):
             say(f"started local Elasticsearch at {settings.es_url}")
-        if demo:
-            from crawlers.demo_server import demo_sources, serve_demo
-
-            try:
-                server = stack.enter_context(serve_demo(port=settings.demo_port))
-            except OSError as exc:
-                raise NewsmonError(
-                    f"cannot serve the demo site on port {settings.demo_port} ({exc.strerror}); "
-                    "set NEWSMON_DEMO_PORT to a free port"
-                ) from None
-            sources = demo_sources(server.url)
-            say(f"serving the demo site at {server.url}")
-        else:
-            sources = load_sources(settings, sources_path)
+        sources = crawl_sources(settings, stack, demo=demo, sources_path=sources_path, progress=say)
         say(f"crawling {len(sources)} sources")
         crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
     from index.setup import setup_index

@@ -1,0 +1,97 @@
+"""Tasks and defaults the newsmon DAGs share (not a DAG file: listed in ``.airflowignore``).
+
+Every task is a thin call into the library the ``newsmon`` CLI uses too. Library modules
+are imported inside the callables so that parsing the DAG files stays cheap (no Scrapy,
+Elasticsearch client or NLP models in the DAG processor), and tasks hand each other file
+paths and counts only: article bodies travel through files under ``NEWSMON_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TriggerRule, task
+
+if TYPE_CHECKING:
+    from crawlers.run import CrawlStats
+    from newsmon.alerts.rules import Mode
+
+log = logging.getLogger("newsmon.dags")
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+TAGS = ["newsmon"]
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "newsmon",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": 2.0,  # 2, 4 min: enough for a site or Elasticsearch hiccup
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+def summary(stats: Any) -> dict[str, Any]:
+    """The XCom-sized part of a stats object: numbers, short strings, paths and count maps."""
+    out: dict[str, Any] = {}
+    for key, value in vars(stats).items():
+        if value is None or isinstance(value, bool | int | float | str):
+            out[key] = value
+        elif isinstance(value, Path):
+            out[key] = str(value)
+        elif isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+            out[key] = dict(value)
+    return out
+
+
+def crawl_result(stats: CrawlStats) -> dict[str, Any]:
+    """Fail the task (and so retry it) when the crawl process died or no URL answered at all.
+
+    Either way what was crawled is in the inbox already; errors of single pages are counts.
+    """
+    from newsmon.errors import NewsmonError
+
+    if stats.errors.get("crawl_process"):
+        raise NewsmonError(f"crawl process failed (exit code {stats.exit_code}); log: {stats.log_file}")
+    if not stats.pages_fetched and stats.errors:
+        raise NewsmonError(f"no URL answered: {stats.errors}; log: {stats.log_file}")
+    return summary(stats)
+
+
+@task
+def enabled_sources() -> list[str]:
+    """Names only: each mapped task reloads its source from the registry."""
+    from newsmon.airflow_local import airflow_settings
+    from newsmon.pipeline import load_sources
+
+    return [s.name for s in load_sources(airflow_settings())]
+
+
+# ALL_DONE: whatever the crawls that did succeed put in the inbox gets indexed.
+@task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=45))
+def analyze_and_index() -> dict[str, Any]:
+    from index.setup import setup_index
+    from newsmon.airflow_local import airflow_settings
+    from newsmon.pipeline import process_inbox
+
+    settings = airflow_settings()
+    setup_index(settings)  # idempotent; creates or updates template, index and alias
+    return summary(process_inbox(settings, progress=log.info))
+
+
+@task(execution_timeout=timedelta(minutes=15))
+def send_alerts(mode: Mode) -> dict[str, Any]:
+    """Run the ``mode`` alert rules; an SMTP failure fails the task so Airflow retries it.
+
+    Unsent stories stay pending in the alert ledger, so the retry sends exactly those.
+    """
+    from newsmon.airflow_local import airflow_settings
+    from newsmon.alerts import run_alerts
+    from newsmon.errors import NewsmonError
+
+    stats = run_alerts(airflow_settings(), mode=mode, progress=log.info)
+    if stats.error:
+        raise NewsmonError(stats.error)
+    return summary(stats)
