@@ -12,6 +12,7 @@ from functools import cache
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
+from typing import Literal, Protocol
 
 from newsmon.models import Article
 from newsmon.settings import Settings, get_settings
@@ -38,6 +39,17 @@ def analyzer_version() -> str:
     )
 
 
+class RelevanceModel(Protocol):
+    def relevance(self, articles: list[Article]) -> list[float]: ...
+
+
+def default_relevance_model() -> RelevanceModel | None:
+    """The shipped tech-relevance classifier (nlp/models/tech_relevance), loaded on first use."""
+    from nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
+
+    return TransformersBackend() if (DEFAULT_MODEL_DIR / "config.json").is_file() else None
+
+
 class Analyzer:
     """One configured pipeline. Keep one per process: the models it uses are shared."""
 
@@ -46,9 +58,16 @@ class Analyzer:
         topic_backend: TopicBackend | str = "rules",
         clusters: StoryClusters | None = None,
         tokenizers: Tokenizers | None = None,
+        relevance_model: RelevanceModel | Literal["default"] | None = "default",
     ) -> None:
         self.tokenizers = tokenizers or get_tokenizers()
         self.topics = get_backend(topic_backend) if isinstance(topic_backend, str) else topic_backend
+        # Article.relevance: the topic backend's own model if it has one (transformers,
+        # ensemble), else the shipped tech-relevance classifier.
+        scorer = getattr(self.topics, "relevance", None)
+        if not callable(scorer) and relevance_model == "default":
+            relevance_model = default_relevance_model()
+        self.relevance_model = scorer if callable(scorer) else getattr(relevance_model, "relevance", None)
         # Without a persistent store, ids are still consistent within this analyzer's lifetime.
         self.clusters = clusters if clusters is not None else StoryClusters()
         self.alerts = AlertModel(tokenizers=self.tokenizers)
@@ -65,15 +84,14 @@ class Analyzer:
             for a, lang, doc in zip(articles, langs, docs, strict=True)
         ]
         topics = classify(self.topics, tokenized, docs)
-        # A backend with its own relevance model (transformers: P(tech news)) supplies
-        # Article.relevance; otherwise it is how strongly the article touches anything
-        # watched: its best topic score or its alert score.
-        backend_relevance = getattr(self.topics, "relevance", None)
-        given = backend_relevance(tokenized) if callable(backend_relevance) else None
+        # Relevance: the model's P(tech news), but never below how strongly the article
+        # touches anything watched (best topic or alert score): the model learned "tech
+        # section", and export-control news often runs in politics or world sections.
+        given = self.relevance_model(tokenized) if self.relevance_model is not None else None
         out: list[Article] = []
         for i, (article, doc, labels) in enumerate(zip(tokenized, docs, topics, strict=True)):
             alert = self.alerts.decide(doc)
-            relevance = given[i] if given is not None else max([t.score for t in labels] + [alert.score])
+            relevance = max([t.score for t in labels] + [alert.score] + ([given[i]] if given else []))
             out.append(
                 article.model_copy(
                     update={

@@ -100,5 +100,18 @@ class _WithRelevance:
 
 def test_a_backend_with_its_own_relevance_model_sets_relevance() -> None:
     [out] = Analyzer(topic_backend=_WithRelevance()).analyze_batch([EN])
-    assert out.relevance == 0.123
     assert out.topics == [Topic(label="ai_models", score=0.9, evidence=["model:x"])]
+    # Never below what the article touches among watched topics.
+    assert out.relevance == 0.9
+
+
+def test_the_model_relevance_wins_when_higher_than_any_watched_topic() -> None:
+    class _Model:
+        def relevance(self, articles: list[Article]) -> list[float]:
+            return [0.77] * len(articles)
+
+    plain = Article(url="u", canonical_url="u", title="프로야구 개막전 매진", text="관중이 몰렸다.")
+    [out] = Analyzer(relevance_model=_Model()).analyze_batch([plain])
+    assert out.topics == [] and out.relevance == 0.77
+    [none] = Analyzer(relevance_model=None).analyze_batch([plain])
+    assert none.relevance is not None and none.relevance < 0.5
