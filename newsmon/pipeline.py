@@ -123,14 +123,13 @@ class ProcessStats:
 def process_inbox(settings: Settings, *, progress: Progress | None = None) -> ProcessStats:
     """Analyse and index every pending inbox file, then remove it."""
     from index.bulk import index_articles
-    from nlp.cluster import StoryClusters
-    from nlp.pipeline import Analyzer, analyze_articles, cluster_state_dir
+    from nlp.pipeline import analyze_articles, settings_analyzer
 
     stats = ProcessStats()
     files = pending_inbox_files(settings)
     if not files:
         return stats
-    analyzer = Analyzer(clusters=StoryClusters(cluster_state_dir(settings)))
+    analyzer = settings_analyzer(settings)
     for path in files:
         stats.files += 1
         articles = list(read_articles(path, stats.errors))

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # NoDecode: the variable is plain comma-separated text, not JSON.
     alert_to: Annotated[list[str], NoDecode] = []
     alert_rules: Path | None = None  # None: the packaged newsmon/alerts/rules.yaml
+    # Analysis: topic backend (rules | transformers | ensemble) and the relevance model's
+    # folder (None: the shipped nlp/models/tech_relevance).
+    topic_backend: str = "rules"
+    relevance_model: Path | None = None
     # Fixed, so the demo's article URLs (and so their ids) are the same from run to run.
     demo_port: int = 8645
     user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitoring bot)"

@@ -14,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Literal, Protocol
 
+from newsmon.errors import ConfigError
 from newsmon.models import Article
 from newsmon.settings import Settings, get_settings
 from nlp.alert import AlertModel
@@ -43,11 +44,26 @@ class RelevanceModel(Protocol):
     def relevance(self, articles: list[Article]) -> list[float]: ...
 
 
-def default_relevance_model() -> RelevanceModel | None:
-    """The shipped tech-relevance classifier (nlp/models/tech_relevance), loaded on first use."""
+def default_relevance_model(model_dir: Path | None = None) -> RelevanceModel | None:
+    """The tech-relevance classifier in ``model_dir`` (default: the shipped
+    nlp/models/tech_relevance), loaded on first use; None if the folder holds no model."""
     from nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
 
-    return TransformersBackend() if (DEFAULT_MODEL_DIR / "config.json").is_file() else None
+    folder = model_dir or DEFAULT_MODEL_DIR
+    if not (folder / "config.json").is_file():
+        if model_dir is not None:
+            raise ConfigError(f"NEWSMON_RELEVANCE_MODEL: no model in {model_dir} (config.json missing)")
+        return None
+    return TransformersBackend(folder)
+
+
+def settings_analyzer(settings: Settings) -> Analyzer:
+    """The analyzer the pipeline and the DAGs use, configured from settings."""
+    return Analyzer(
+        topic_backend=settings.topic_backend,
+        clusters=StoryClusters(cluster_state_dir(settings)),
+        relevance_model=default_relevance_model(settings.relevance_model),
+    )
 
 
 class Analyzer:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from newsmon.models import Article, Topic
 from nlp.cluster import StoryClusters
 from nlp.pipeline import Analyzer, analyze_article, analyze_articles, analyzer_version
@@ -115,3 +119,14 @@ def test_the_model_relevance_wins_when_higher_than_any_watched_topic() -> None:
     assert out.topics == [] and out.relevance == 0.77
     [none] = Analyzer(relevance_model=None).analyze_batch([plain])
     assert none.relevance is not None and none.relevance < 0.5
+
+
+def test_settings_pick_the_relevance_model(tmp_path: Path) -> None:
+    from newsmon.errors import ConfigError
+    from newsmon.settings import load_settings
+    from nlp.pipeline import settings_analyzer
+
+    analyzer = settings_analyzer(load_settings(data_dir=tmp_path))
+    assert analyzer.relevance_model is not None  # the shipped model
+    with pytest.raises(ConfigError, match="NEWSMON_RELEVANCE_MODEL"):
+        settings_analyzer(load_settings(data_dir=tmp_path, relevance_model=tmp_path / "nothing"))
