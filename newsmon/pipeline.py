@@ -8,7 +8,6 @@ and idempotent upserts keep that from duplicating anything.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -224,15 +223,3 @@ def summary_table(summary: RunSummary) -> Table:
     for name, value in rows:
         table.add_row(name, str(value))
     return table
-
-
-def summary_json(summary: RunSummary) -> str:
-    return json.dumps(
-        {
-            "crawl": {k: str(v) if isinstance(v, Path) else v for k, v in summary.crawl.items()},
-            "process": vars(summary.process),
-            "alerts": summary.alerts,
-            "seconds": round(summary.seconds, 2),
-        },
-        ensure_ascii=False,
-    )
