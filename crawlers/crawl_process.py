@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     process.crawl(
         crawler,
         sources=sources,
-        store_path=job["store"],
+        store_paths=job["stores"],
         since=datetime.fromisoformat(job["since"]) if job["since"] else None,
         feeds_only=job["feeds_only"],
     )

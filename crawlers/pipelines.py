@@ -1,4 +1,5 @@
-"""Item pipeline: fetched page -> ``Article`` -> crawl store (seen mark + outbox, one transaction)."""
+"""Item pipeline: fetched page -> ``Article`` -> its source's crawl store (seen mark + outbox,
+one transaction)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class ArticlePipeline:
         spider = self.crawler.spider
         stats = self.crawler.stats
         assert spider is not None and stats is not None
-        source = spider.sources[item["source"]]
+        source, store = spider.sources[item["source"]], spider.stores[item["source"]]
         url, ctype = item["url"], item["content_type"].lower()
         if ctype and not any(t in ctype for t in _TEXTUAL):
             result_skip, detail = "not_html", ctype
@@ -43,11 +44,11 @@ class ArticlePipeline:
                     # Not remembered as seen: a later run with an older --since must still get it.
                     stats.inc_value(f"newsmon/{SKIPPED}/before_since")
                     raise DropItem(f"before --since: {url}", log_level="DEBUG")
-                kind = spider.store.record(article, item["request_urls"], item["lastmod"])
+                kind = store.record(article, item["request_urls"], item["lastmod"])
                 stats.inc_value(f"newsmon/articles/{kind}")
                 progress(f"{kind} {url} {article.title[:60]}")
                 return {"id": article.id, "kind": kind}
         note(stats, SKIPPED, result_skip or "unknown", url, detail)
         if result_skip in PERMANENT_SKIPS:
-            spider.store.mark_skipped(item["request_urls"], result_skip or "", item["lastmod"])
+            store.mark_skipped(item["request_urls"], result_skip or "", item["lastmod"])
         raise DropItem(f"{result_skip}: {url}", log_level="DEBUG")

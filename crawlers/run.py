@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +17,17 @@ from typing import Any
 
 from crawlers.registry import Source
 from crawlers.scrapy_settings import scrapy_settings
-from crawlers.store import NEW, UPDATED, CrawlStore, crawl_lock, store_path
+from crawlers.store import (
+    NEW,
+    UPDATED,
+    CrawlStore,
+    drain_outboxes,
+    import_legacy,
+    retire_legacy_store,
+    retired_legacy_path,
+    source_locks,
+    store_path,
+)
 from newsmon.errors import NewsmonError
 from newsmon.settings import REPO_ROOT, Settings
 
@@ -32,6 +44,45 @@ class CrawlStats:
     log_file: Path | None = None
     exit_code: int = 0  # of the crawl child process; non-zero: interrupted (articles so far are kept)
     scrapy: dict[str, Any] = field(default_factory=dict, repr=False)  # raw Scrapy stats
+    # Sources left out because another crawl of them was running (counted as skipped source_busy).
+    sources_busy: list[str] = field(default_factory=list)
+    run_dir: Path | None = None  # this crawl's job, stats and log files
+
+
+# Per-run folders (job.json, stats.json, crawl.log, crawl.stderr) under crawl/runs: the newest
+# RUNS_KEPT stay; an older one is only removed once nothing in it changed for RUN_LIVE_S
+# (a running crawl's log gets Scrapy's stats line every minute).
+RUNS_KEPT = 100
+RUN_LIVE_S = 3600.0
+
+
+def runs_dir(data_dir: Path) -> Path:
+    return data_dir / "crawl" / "runs"
+
+
+def _new_run_dir(data_dir: Path, names: list[str]) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    label = names[0] if len(names) == 1 else f"{len(names)}-sources"
+    path = runs_dir(data_dir) / f"{stamp}-{os.getpid()}-{label}"
+    path.mkdir(parents=True)
+    return path
+
+
+def prune_runs(data_dir: Path, keep: int = RUNS_KEPT, now: float | None = None) -> list[str]:
+    """Remove run folders beyond the newest ``keep`` (by name: start time); their names."""
+    now = time.time() if now is None else now
+    root = runs_dir(data_dir)
+    runs = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True) if root.is_dir() else []
+    removed = []
+    for path in runs[keep:]:
+        try:
+            touched = max(p.stat().st_mtime for p in [path, *path.iterdir()])
+        except FileNotFoundError:  # another crawl is pruning it
+            continue
+        if now - touched > RUN_LIVE_S:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
@@ -47,12 +98,17 @@ def crawl(
     progress: Callable[[str], None] | None = None,
     *,
     scrapy_overrides: dict[str, Any] | None = None,
+    lock_wait: float = 0.0,
 ) -> CrawlStats:
     """Crawl ``sources``; append new and updated articles to ``out_file`` as JSON lines.
 
-    Runs Scrapy in a child process. Articles are committed to the crawl store as they are
-    extracted and copied to ``out_file`` at the end, so an interrupted crawl loses nothing:
-    what it committed is delivered (by this call, or by the next one).
+    Runs Scrapy in a child process. Articles are committed to their source's crawl store as
+    they are extracted and copied to ``out_file`` at the end, so an interrupted crawl loses
+    nothing: what it committed is delivered (by this call, or by the next one of that source).
+
+    Each source's store is locked for the crawl. A source that another crawl holds is left
+    out (that crawl fetches its articles), counted as skipped ``source_busy``; when every
+    source is held, this waits up to ``lock_wait`` seconds, then raises NewsmonError.
     ``scrapy_overrides`` replaces Scrapy settings (tests and benchmarks drop the politeness delay).
     """
     if not sources:
@@ -60,30 +116,34 @@ def crawl(
     say = progress or (lambda line: None)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    work = settings.data_dir / "crawl"
-    work.mkdir(parents=True, exist_ok=True)
-    state, job_file, stats_file, log_file = (
-        store_path(settings.data_dir),
-        work / "job.json",
-        work / "stats.json",
-        work / "crawl.log",
-    )
-    with crawl_lock(settings.data_dir):
-        store = CrawlStore(state)
-        try:
-            delivered = store.drain_outbox(out_file)  # left by an interrupted earlier crawl
-        finally:
-            store.close()
-        if delivered:
-            say(f"delivered {sum(delivered.values())} article(s) left by an interrupted crawl")
-        stats_file.unlink(missing_ok=True)
+    data = settings.data_dir
+    delivered: Counter[str] = Counter()
+    if (legacy := retire_legacy_store(data, out_file)) is not None:
+        delivered += legacy
+        say(
+            f"retired the single crawl store of older versions: delivered {sum(legacy.values())} "
+            f"article(s) from its outbox; it is now {retired_legacy_path(data)}"
+        )
+    with source_locks(data, [s.name for s in sources], wait=lock_wait) as (locks, busy):
+        if not locks:
+            raise NewsmonError(f"another crawl is running for every source asked for: {', '.join(busy)}")
+        for name in busy:
+            say(f"skipping {name}: another crawl of it is running (and fetches its articles)")
+        sources = [s for s in sources if s.name in locks]
+        stores = {s.name: store_path(data, s.name) for s in sources}
+        left = _prepare_stores(sources, stores, retired_legacy_path(data), out_file, say)
+        if left:
+            say(f"delivered {sum(left.values())} article(s) left by an interrupted crawl")
+        delivered += left
+        run = _new_run_dir(data, list(stores))
+        job_file, stats_file, log_file = run / "job.json", run / "stats.json", run / "crawl.log"
         job = {
             "sources": [s.model_dump(mode="json") for s in sources],
             "since": since.isoformat() if since else None,
             "feeds_only": feeds_only,
-            "store": str(state),
+            "stores": {name: str(path) for name, path in stores.items()},
             "stats_file": str(stats_file),
-            "scrapy": scrapy_settings(sources, settings, state, log_file) | (scrapy_overrides or {}),
+            "scrapy": scrapy_settings(sources, settings, stores, log_file) | (scrapy_overrides or {}),
         }
         job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
         env = dict(
@@ -91,7 +151,7 @@ def crawl(
             PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
             PYTHONUNBUFFERED="1",
         )
-        with open(work / "crawl.stderr", "w", encoding="utf-8") as stderr:
+        with open(run / "crawl.stderr", "w", encoding="utf-8") as stderr:
             child = subprocess.Popen(
                 [sys.executable, "-m", "crawlers.crawl_process", str(job_file)],
                 stdout=subprocess.PIPE,
@@ -101,6 +161,9 @@ def crawl(
                 errors="replace",
                 env=env,
                 cwd=REPO_ROOT,
+                # The child shares the source locks: should this process die, they stay held
+                # until the child (still writing to the stores) is gone too.
+                pass_fds=[fh.fileno() for fh in locks.values()],
             )
             say(f"crawl process pid={child.pid} log={log_file}")
             try:
@@ -109,28 +172,45 @@ def crawl(
                     say(line.rstrip("\n"))
             finally:
                 exit_code = child.wait()
-        store = CrawlStore(state)
-        try:
-            delivered += store.drain_outbox(out_file)
-        finally:
-            store.close()
+        delivered += drain_outboxes(data, list(stores), out_file)
+    prune_runs(data)
     raw: dict[str, Any] = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.exists() else {}
     errors = _prefixed(raw, "newsmon/errors/")
     # Exceptions escaping our own callbacks are bugs, but they must show, not vanish into the log.
     errors |= {f"spider_{name}": n for name, n in _prefixed(raw, "spider_exceptions/").items()}
     if exit_code != 0 or not raw:
         errors["crawl_process"] = errors.get("crawl_process", 0) + 1
-        say(f"crawl process exited with code {exit_code}; see {work / 'crawl.stderr'} and {log_file}")
+        say(f"crawl process exited with code {exit_code}; see {run / 'crawl.stderr'} and {log_file}")
+    skipped = _prefixed(raw, "newsmon/skipped/") | ({"source_busy": len(busy)} if busy else {})
     articles = Counter(_prefixed(raw, "newsmon/articles/"))
     return CrawlStats(
         pages_fetched=int(raw.get("downloader/response_count", 0)),
         articles_new=delivered[NEW],
         articles_updated=delivered[UPDATED],
         articles_unchanged=articles["unchanged"],
-        skipped=_prefixed(raw, "newsmon/skipped/"),
+        skipped=dict(sorted(skipped.items())),
         errors=errors,
         out_file=out_file,
         log_file=log_file,
         exit_code=exit_code,
         scrapy=raw,
+        sources_busy=busy,
+        run_dir=run,
     )
+
+
+def _prepare_stores(
+    sources: list[Source], stores: dict[str, Path], retired: Path, out_file: Path, say: Callable[[str], None]
+) -> Counter[str]:
+    """Seed new stores from the retired single store; deliver what earlier crawls left in the
+    outboxes. Returns the delivered counts."""
+    delivered: Counter[str] = Counter()
+    for source in sources:
+        store = CrawlStore(stores[source.name])
+        try:
+            if (taken := import_legacy(store, retired, source.allowed_domains)) is not None:
+                say(f"{source.name}: took {taken} known URL(s) from the retired single crawl store")
+            delivered += store.drain_outbox(out_file)
+        finally:
+            store.close()
+    return delivered

@@ -13,7 +13,9 @@ from newsmon.settings import Settings
 MAX_PAGE_BYTES = 5 * 1024 * 1024
 
 
-def scrapy_settings(sources: list[Source], settings: Settings, store: Path, log_file: Path) -> dict[str, Any]:
+def scrapy_settings(
+    sources: list[Source], settings: Settings, stores: dict[str, Path], log_file: Path
+) -> dict[str, Any]:
     # Sources configured on loopback/private hosts (demo site, tests) are allowed there explicitly;
     # anything else that leads to such an address is refused by PrivateAddressGuard.
     local = {url for s in sources for url in s.start_urls if is_private_host(urlsplit(url).hostname or "")}
@@ -54,7 +56,7 @@ def scrapy_settings(sources: list[Source], settings: Settings, store: Path, log_
         "DOWNLOADER_MIDDLEWARES": {"crawlers.middlewares.PrivateAddressGuard": 50},
         "ITEM_PIPELINES": {"crawlers.pipelines.ArticlePipeline": 300},
         "NEWSMON_PRIVATE_ALLOWED": sorted({host_port(url) for url in local}),
-        "NEWSMON_STORE": str(store),
+        "NEWSMON_STORES": {name: str(path) for name, path in stores.items()},  # by source name
         # Conditional GET for feeds, sitemaps and list pages (articles carry dont_cache).
         "HTTPCACHE_ENABLED": True,
         "HTTPCACHE_POLICY": "crawlers.middlewares.RevalidatePolicy",

@@ -1,34 +1,43 @@
 """The crawl's persistent state: seen URLs, content hashes, an outbox of articles, an HTTP cache.
 
-One sqlite file under ``settings.data_dir``. Crash safety comes from doing each article's
+One sqlite file and one lock per source, under ``settings.data_dir/crawl/sources/<name>/``,
+so crawls of different sources run at the same time (on different Airflow workers, say)
+and two crawls of one source never do. Crash safety comes from doing each article's
 bookkeeping in a single transaction: the article row goes into the *outbox* in the same
 commit that marks its URL seen, so a killed crawl can lose neither (no "seen but never
 written") nor duplicate (no "written but not seen"). ``drain_outbox`` then moves committed
 articles to the JSON-lines output file.
+
+Before per-source stores there was one store for all sources (``crawl/state.sqlite``):
+``retire_legacy_store`` delivers its outbox and moves it aside, and a source's new store
+takes that source's seen URLs and content hashes from it (``import_legacy``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from crawlers.urls import canonicalize
 from newsmon.errors import NewsmonError
+from newsmon.locks import file_lock, try_lock
 from newsmon.models import Article, utcnow
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.http import Response
     from scrapy.settings import BaseSettings
+
+    from crawlers.registry import Source
 
 NEW, UPDATED, UNCHANGED = "new", "updated", "unchanged"
 
@@ -60,11 +69,41 @@ CREATE TABLE IF NOT EXISTS http_cache (    -- feeds, sitemaps and list pages, fo
     body BLOB NOT NULL,
     stored REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (          -- e.g. legacy_import: when the retired store's rows came in
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+# How long a crawl waits for another one that is retiring the legacy store (a quick job).
+LEGACY_LOCK_WAIT_S = 120.0
 
 
-def store_path(data_dir: Path) -> Path:
+def sources_dir(data_dir: Path) -> Path:
+    return data_dir / "crawl" / "sources"
+
+
+def store_path(data_dir: Path, source: str) -> Path:
+    """The crawl store of one source (source names are slugs: safe as folder names)."""
+    return sources_dir(data_dir) / source / "state.sqlite"
+
+
+def lock_path(data_dir: Path, source: str) -> Path:
+    return sources_dir(data_dir) / source / ".lock"
+
+
+def stored_sources(data_dir: Path) -> list[str]:
+    """Names of the sources that have a crawl store."""
+    root = sources_dir(data_dir)
+    return sorted(p.parent.name for p in root.glob("*/state.sqlite")) if root.is_dir() else []
+
+
+def legacy_store_path(data_dir: Path) -> Path:
+    """The single store of all sources that older versions kept."""
     return data_dir / "crawl" / "state.sqlite"
+
+
+def retired_legacy_path(data_dir: Path) -> Path:
+    return data_dir / "crawl" / "state.sqlite.legacy"
 
 
 class CrawlStore:
@@ -191,43 +230,158 @@ class CrawlStore:
         )
 
 
+def on_domains(url: str, domains: list[str]) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+# ---------------------------------------------------------------------- locks
+
+
 @contextmanager
-def crawl_lock(data_dir: Path) -> Iterator[None]:
-    """One crawl at a time per data dir: two would race on the outbox and the cache."""
-    lock_file = data_dir / "crawl" / "crawl.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("w") as fh:
+def source_locks(
+    data_dir: Path, names: list[str], *, wait: float = 0.0, poll: float = 1.0
+) -> Iterator[tuple[dict[str, IO[str]], list[str]]]:
+    """Lock the stores of the sources that no other crawl holds: yields ``({name: open lock
+    file}, busy names)``. While *every* one is busy, tries again for up to ``wait`` seconds."""
+    names = list(dict.fromkeys(names))
+    deadline = time.monotonic() + wait
+    held: dict[str, IO[str]] = {}
+    try:
+        while True:
+            for name in names:
+                if name not in held and (fh := try_lock(lock_path(data_dir, name))) is not None:
+                    held[name] = fh
+            if held or time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+        yield held, [n for n in names if n not in held]
+    finally:
+        for fh in held.values():
+            fh.close()
+
+
+@contextmanager
+def source_lock(data_dir: Path, source: str) -> Iterator[None]:
+    """Hold one source's crawl lock; NewsmonError if a crawl of that source holds it."""
+    path = lock_path(data_dir, source)
+    with file_lock(path, busy=f"another crawl of {source} is running (lock {path})"):
+        yield
+
+
+def drain_outboxes(data_dir: Path, sources: list[str], out_file: Path) -> Counter[str]:
+    """Deliver what the sources' stores hold in their outboxes (the caller holds their locks)."""
+    delivered: Counter[str] = Counter()
+    with ExitStack() as stack:
+        for name in sources:
+            store = CrawlStore(store_path(data_dir, name))
+            stack.callback(store.close)
+            delivered += store.drain_outbox(out_file)
+    return delivered
+
+
+# ---------------------------------------------------------------------- the legacy single store
+
+
+def retire_legacy_store(
+    data_dir: Path, out_file: Path, *, wait: float = LEGACY_LOCK_WAIT_S
+) -> Counter[str] | None:
+    """Deliver the outbox of the single store older versions kept to ``out_file``, then move
+    that store aside (``state.sqlite.legacy``); None when there is none.
+
+    Under the data-dir lock those versions took, so it never overlaps one of their crawls,
+    nor another crawl retiring it; a crash before the move re-runs it, and the drained
+    outbox is empty by then, so every article is delivered once.
+    """
+    legacy = legacy_store_path(data_dir)
+    if not legacy.exists():
+        return None
+    lock = data_dir / "crawl" / "crawl.lock"
+    busy = f"the old single crawl store {legacy} is in use (lock {lock}): a crawl by an older newsmon?"
+    with file_lock(lock, timeout=wait, busy=busy):
+        if not legacy.exists():  # another crawl retired it while this one waited
+            return None
+        store = CrawlStore(legacy)
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NewsmonError(f"another crawl is running on {data_dir} (lock {lock_file})") from None
-        try:
-            yield
+            delivered = store.drain_outbox(out_file)
+            # Fold the write-ahead log into the file: the file alone is then the whole store.
+            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            store.db.execute("PRAGMA journal_mode=DELETE")
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            store.close()
+        os.replace(legacy, retired_legacy_path(data_dir))
+        for suffix in ("-wal", "-shm"):
+            Path(f"{legacy}{suffix}").unlink(missing_ok=True)
+    return delivered
+
+
+def import_legacy(store: CrawlStore, legacy: Path, domains: list[str]) -> int | None:
+    """Once per store: copy the seen URLs and content hashes on ``domains`` from the retired
+    single store, so that the first crawl of a source after the upgrade neither fetches its
+    archive again nor delivers it as new. The number of URLs taken; None: nothing to do."""
+    if not legacy.exists() or store.db.execute("SELECT 1 FROM meta WHERE key = 'legacy_import'").fetchone():
+        return None
+    taken = 0
+    try:
+        old = sqlite3.connect(f"{legacy.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            with store._tx() as db:
+                for row in old.execute("SELECT url, article_id, skip, lastmod, seen_at FROM seen"):
+                    if on_domains(row[0], domains):
+                        db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?, ?)", row)
+                        taken += 1
+                query = "SELECT id, canonical_url, content_hash, first_seen, last_seen FROM articles"
+                for row in old.execute(query):
+                    if on_domains(row[1], domains):
+                        db.execute("INSERT OR IGNORE INTO articles VALUES (?, ?, ?, ?, ?)", row)
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('legacy_import', ?)", (utcnow().isoformat(),)
+                )
+        finally:
+            old.close()
+    except sqlite3.DatabaseError as exc:
+        raise NewsmonError(
+            f"retired crawl state {legacy} is unreadable ({exc}); delete it (sources then re-fetch "
+            "what their feeds and sitemaps list once)"
+        ) from None
+    return taken
+
+
+# ---------------------------------------------------------------------- HTTP cache for Scrapy
 
 
 class SqliteCacheStorage:
-    """Scrapy HTTPCACHE_STORAGE keeping responses in the crawl store (atomic, unlike the file storage)."""
+    """Scrapy HTTPCACHE_STORAGE keeping responses in the crawl stores (atomic, unlike the file
+    storage): each in the store of its request's source (``meta["source"]``; robots.txt,
+    which has none, in that of the first of the crawl's sources whose domains it is on)."""
 
     def __init__(self, settings: BaseSettings) -> None:
-        self._path = Path(settings["NEWSMON_STORE"])
-        self._store: CrawlStore | None = None
+        self._paths = {name: Path(path) for name, path in settings.getdict("NEWSMON_STORES").items()}
+        self._stores: dict[str, CrawlStore] = {}
+        self._domains: dict[str, list[str]] = {}
 
     def open_spider(self, spider: Spider) -> None:
-        self._store = CrawlStore(self._path)
+        self._stores = {name: CrawlStore(path) for name, path in self._paths.items()}
+        sources: Mapping[str, Source] = getattr(spider, "sources", {})
+        self._domains = {name: sources[name].allowed_domains for name in self._stores if name in sources}
         self._fingerprinter = spider.crawler.request_fingerprinter
 
     def close_spider(self, spider: Spider) -> None:
-        if self._store:
-            self._store.close()
+        for store in self._stores.values():
+            store.close()
+
+    def _store(self, request: Request) -> CrawlStore | None:
+        name = request.meta.get("source")
+        if name not in self._stores:
+            name = next((n for n, domains in self._domains.items() if on_domains(request.url, domains)), None)
+        return self._stores.get(name) if name else None
 
     def retrieve_response(self, spider: Spider, request: Request) -> Response | None:
         from scrapy.http import Headers
         from scrapy.responsetypes import responsetypes
 
-        assert self._store is not None
-        found = self._store.cache_get(self._fingerprinter.fingerprint(request).hex())
+        store = self._store(request)
+        found = store.cache_get(self._fingerprinter.fingerprint(request).hex()) if store else None
         if found is None:
             return None
         url, status, raw_headers, body, stored = found
@@ -237,11 +391,13 @@ class SqliteCacheStorage:
         return cls(url=url, status=status, headers=headers, body=body)
 
     def store_response(self, spider: Spider, request: Request, response: Response) -> None:
-        assert self._store is not None
+        store = self._store(request)
+        if store is None:
+            return
         headers: dict[str, Any] = {
             k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in response.headers.items()
         }
-        self._store.cache_put(
+        store.cache_put(
             self._fingerprinter.fingerprint(request).hex(),
             response.url,
             response.status,

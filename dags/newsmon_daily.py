@@ -2,6 +2,11 @@
 source, one mapped task per source so one broken site never stops the others; then
 analyse and index everything the crawls delivered, and mail the daily digest.
 
+The source crawls run side by side on the workers, as many at once as the pool
+``newsmon_crawl`` has slots. A source whose crawl failed (after its retries) turns the run
+red through ``check_crawls``; the other sources' articles are indexed and the digest is
+sent all the same.
+
 Runs at 21:00 UTC, i.e. 06:00 in Seoul and 05:00 in Beijing: the digest is waiting at the
 start of the working day.
 """
@@ -11,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import TriggerRule, dag, task
 from newsmon_tasks import (
     DEFAULT_ARGS,
     START,
@@ -25,11 +30,14 @@ from newsmon_tasks import (
 
 from newsmon.airflow_local import CRAWL_POOL
 
+# The pool bounds how many crawls run at once, over all DAGs; each crawl locks its sources'
+# stores (crawlers.store.source_locks), so sources run side by side and one source never
+# twice at once. Scrapy's per-domain delays do the politeness within a crawl.
+# LOCK_WAIT: a feeds poll that holds this source's lock is done within its 10-minute timeout.
+LOCK_WAIT = timedelta(minutes=10)
 
-# One crawl per data dir at a time (crawlers.store.crawl_lock): the pool serialises the
-# crawls of all DAGs, and max_active_tis_per_dag keeps this DAG to one source at a time even
-# if the pool is enlarged. Scrapy's per-domain delays do the politeness within a crawl.
-@task(pool=CRAWL_POOL, max_active_tis_per_dag=1, execution_timeout=timedelta(hours=1))
+
+@task(pool=CRAWL_POOL, execution_timeout=timedelta(hours=1))
 def crawl_source(name: str) -> dict[str, Any]:
     from crawlers.registry import select_sources
     from newsmon.airflow_local import airflow_settings
@@ -37,8 +45,20 @@ def crawl_source(name: str) -> dict[str, Any]:
 
     settings = airflow_settings()
     sources = select_sources(load_sources(settings), [name])
-    stats = crawl_to_inbox(settings, sources, tag=f"daily-{name}", progress=log.info)
-    return crawl_result(stats)
+    stats = crawl_to_inbox(
+        settings, sources, tag=f"daily-{name}", progress=log.info, lock_wait=LOCK_WAIT.total_seconds()
+    )
+    return crawl_result(stats) | {"source": name}
+
+
+# ALL_DONE: once every crawl has finished, fail (the run) if one of them failed. No retries:
+# there is nothing to retry, the crawls have had theirs.
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=5))
+def check_crawls(names: list[str], crawled: list[dict[str, Any]]) -> dict[str, Any]:
+    from newsmon.pipeline import check_crawls as check
+
+    # A slice reads all results in one request; a failed crawl has none.
+    return check(names, crawled[:])
 
 
 @dag(
@@ -53,9 +73,12 @@ def crawl_source(name: str) -> dict[str, Any]:
     doc_md=__doc__,
 )
 def newsmon_daily() -> None:
-    crawled = crawl_source.expand(name=enabled_sources())
+    names = enabled_sources()
+    crawled = crawl_source.expand(name=names)
     indexed = analyze_and_index()
     crawled >> indexed >> send_alerts.override(task_id="digest")("digest")
+    # A leaf beside the digest: a run is red when either fails, and one never hides the other.
+    check_crawls(names, crawled)
 
 
 newsmon_daily()

@@ -38,10 +38,12 @@ if TYPE_CHECKING:
 ES_CONN_ID = "newsmon_es"
 SMTP_CONN_ID = "newsmon_smtp"
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
-# The pool of the crawl tasks (docker-compose's airflow-init creates it too). One slot: a
-# crawl holds its data dir's crawl lock, so a second one would fail rather than run.
+# The pool of the crawl tasks: its slots are how many crawls run at once, the politeness and
+# load knob (each crawl locks the stores of its sources, so crawls of different sources run
+# side by side and one source is never crawled twice at once). `newsmon airflow` creates it
+# with CRAWL_POOL_SLOTS (--crawl-slots); docker-compose's airflow-init with 4 slots.
 CRAWL_POOL = "newsmon_crawl"
-CRAWL_POOL_SLOTS = 1
+CRAWL_POOL_SLOTS = 2
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 _SMTP_DEFAULT_PORT = {"ssl": 465, "starttls": 587, "none": 25}  # by SmtpTls value
 
@@ -133,13 +135,16 @@ def airflow_env(home: Path, *, port: int = 8080) -> dict[str, str]:
     }
 
 
-def prepare_airflow(env: dict[str, str]) -> None:
-    """Migrate the metadata DB and create the crawl pool (in a child: Airflow reads its config on import)."""
+def prepare_airflow(env: dict[str, str], crawl_slots: int = CRAWL_POOL_SLOTS) -> None:
+    """Migrate the metadata DB and create (or resize) the crawl pool with ``crawl_slots`` slots
+    (in a child: Airflow reads its config on import)."""
+    if crawl_slots < 1:
+        raise NewsmonError(f"airflow: --crawl-slots must be at least 1, not {crawl_slots}")
     code = (
         "from airflow.utils.db import initdb; initdb()\n"
         "from airflow.models.pool import Pool\n"
-        f"Pool.create_or_update_pool({CRAWL_POOL!r}, {CRAWL_POOL_SLOTS}, "
-        "'newsmon crawls: one at a time per data dir', include_deferred=False)\n"
+        f"Pool.create_or_update_pool({CRAWL_POOL!r}, {crawl_slots}, "
+        "'newsmon crawls running at once (one per source at most)', include_deferred=False)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
@@ -169,10 +174,12 @@ def login_help(home: Path, port: int, password: str | None) -> str:
 
 # Plain parameters, not typer.Option annotations: the DAG files import this module, and
 # importing typer would double their parse time.
-def newsmon_airflow_command(port: int = 8080) -> None:
+def newsmon_airflow_command(port: int = 8080, crawl_slots: int = CRAWL_POOL_SLOTS) -> None:
     """Run Airflow 3 standalone (SQLite under NEWSMON_DATA_DIR/airflow) with newsmon's DAGs.
 
-    --port: the Airflow UI and API server's port. Prints how to log in once Airflow is up.
+    --port: the Airflow UI and API server's port. --crawl-slots: slots of the crawl pool
+    newsmon_crawl, i.e. how many sources are crawled at once (set at every start).
+    Prints how to log in once Airflow is up.
     """
     import typer
 
@@ -186,7 +193,7 @@ def newsmon_airflow_command(port: int = 8080) -> None:
     if airflow is None:
         raise NewsmonError("airflow: the `airflow` command is not installed in this environment")
     typer.echo(f"setting up Airflow in {home} ...", err=True)
-    prepare_airflow(env)
+    prepare_airflow(env, crawl_slots)
     proc = subprocess.Popen([airflow, "standalone"], env={**os.environ, **env})
     try:
         # Standalone writes the password file while it starts; show the login once it exists.

@@ -4,6 +4,10 @@ Hand-off between stages is by files under ``NEWSMON_DATA_DIR/inbox`` (never arti
 through XCom). A crawl's output stays in the inbox until it is analysed and indexed (or
 spooled by the indexer), so a crash between stages loses nothing; a re-run re-indexes it,
 and idempotent upserts keep that from duplicating anything.
+
+Concurrency (Airflow runs DAGs side by side on several workers, sharing the data dir): each
+crawl writes its own inbox file, locked while it is a ``.part`` (so housekeeping can tell a
+live one from a dead crawl's); ``process_inbox`` runs one at a time per data dir.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from newsmon.errors import NewsmonError
+from newsmon.locks import file_lock
 from newsmon.models import Article
 from newsmon.settings import Settings
 
@@ -29,6 +34,9 @@ if TYPE_CHECKING:
     from index.bulk import IndexStats
 
 Progress = Callable[[str], None]
+# process_inbox waits this long for another run's processing (analysis of a daily crawl's
+# articles takes minutes), then fails so that Airflow retries it.
+INBOX_LOCK_WAIT_S = 30 * 60.0
 
 
 def inbox_dir(settings: Settings) -> Path:
@@ -83,18 +91,52 @@ def crawl_to_inbox(
     feeds_only: bool = False,
     tag: str = "crawl",
     progress: Progress | None = None,
+    lock_wait: float = 0.0,
 ) -> CrawlStats:
-    """Crawl into a new inbox file; it appears under its final name only when complete."""
+    """Crawl into a new inbox file; it appears under its final name only when complete.
+
+    While the crawl runs, the ``.part`` file is locked: housekeeping salvages only a ``.part``
+    that no live crawl holds. ``lock_wait``: see ``crawlers.run.crawl``.
+    """
     from crawlers.run import crawl
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     final = inbox_dir(settings) / f"{stamp}-{tag}.jsonl"
     partial = final.with_suffix(".jsonl.part")
-    stats = crawl(sources, settings, partial, since=since, feeds_only=feeds_only, progress=progress)
-    if partial.exists():
-        partial.rename(final)
+    with file_lock(partial):  # creates it
+        try:
+            stats = crawl(
+                sources,
+                settings,
+                partial,
+                since=since,
+                feeds_only=feeds_only,
+                progress=progress,
+                lock_wait=lock_wait,
+            )
+        except BaseException:
+            # Articles delivered before the failure (an earlier crawl's leftovers) are kept.
+            if partial.stat().st_size:
+                partial.rename(final)
+            else:
+                partial.unlink()
+            raise
+        partial.rename(final)  # the lock goes with the file
     stats.out_file = final
     return stats
+
+
+def check_crawls(names: list[str], results: list[dict[str, Any]]) -> dict[str, int]:
+    """The verdict on a run's per-source crawls: NewsmonError naming the sources whose crawl
+    failed (those with no result among ``results``, each a crawl summary with its ``source``)."""
+    done = {r.get("source") for r in results}
+    failed = [name for name in names if name not in done]
+    if failed:
+        raise NewsmonError(
+            f"{len(failed)} of {len(names)} source crawl(s) failed: {', '.join(failed)} "
+            "(see their crawl task logs; the other sources' articles were still processed)"
+        )
+    return {"sources": len(names), "failed": 0}
 
 
 def read_articles(path: Path, errors: dict[str, int] | None = None) -> Iterator[Article]:
@@ -119,15 +161,29 @@ class ProcessStats:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-def process_inbox(settings: Settings, *, progress: Progress | None = None) -> ProcessStats:
-    """Analyse and index every pending inbox file, then remove it."""
-    from index.bulk import index_articles
-    from nlp.pipeline import analyze_articles, settings_analyzer
+def process_inbox(
+    settings: Settings, *, progress: Progress | None = None, lock_wait: float = INBOX_LOCK_WAIT_S
+) -> ProcessStats:
+    """Analyse and index every pending inbox file, then remove it.
 
+    One at a time per data dir (the feeds and the daily DAG may get here together): a second
+    call waits for the first, up to ``lock_wait`` seconds, and then finds the files it took
+    gone. So no file is analysed twice at once and the story-cluster state is never raced.
+    """
+    lock = inbox_dir(settings) / "process.lock"
+    busy = f"another run is processing the inbox of {settings.data_dir} (lock {lock})"
+    with file_lock(lock, timeout=lock_wait, busy=busy):
+        return _process_inbox(settings, progress)
+
+
+def _process_inbox(settings: Settings, progress: Progress | None) -> ProcessStats:
     stats = ProcessStats()
     files = pending_inbox_files(settings)
     if not files:
         return stats
+    from index.bulk import index_articles
+    from nlp.pipeline import analyze_articles, settings_analyzer
+
     analyzer = settings_analyzer(settings)
     for path in files:
         stats.files += 1

@@ -1,30 +1,33 @@
 """Housekeeping of the data dir: what may go, what must be kept and only reported.
 
 * ``inbox/*.jsonl.part``: output of a crawl that died before renaming it. The crawl state
-  already marks those articles seen, so deleting the file would lose them; when no crawl
-  holds the crawl lock, each one is renamed to ``.jsonl`` and gets analysed and indexed.
+  already marks those articles seen, so deleting the file would lose them; each one that no
+  live crawl holds (its lock) is renamed to ``.jsonl`` and gets analysed and indexed.
 * ``inbox/*.jsonl`` and ``spool/*.jsonl``: articles waiting to be indexed. Never deleted;
   old ones are reported (a file that keeps failing, or Elasticsearch down for days).
 * ``deadletter/*.jsonl``: articles Elasticsearch rejected for good; deleted after
   ``deadletter_days``.
-* crawl state (``crawl/state.sqlite``): HTTP-cache entries and "not an article" marks
-  older than their limits are pruned, so a page that was a 404 is looked at again one day.
-  Seen articles stay: they are what keeps a re-crawl from re-fetching the archive.
+* crawl state (``crawl/sources/<name>/state.sqlite``, one per source): HTTP-cache entries
+  and "not an article" marks older than their limits are pruned, so a page that was a 404
+  is looked at again one day. Seen articles stay: they are what keeps a re-crawl from
+  re-fetching the archive. A source being crawled keeps its lock and is left alone.
+  (Crawl run folders, ``crawl/runs``, are bounded by the crawls themselves.)
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crawlers.store import CrawlStore, crawl_lock, store_path
-from newsmon.errors import NewsmonError
+from crawlers.store import CrawlStore, lock_path, store_path, stored_sources
+from newsmon.locks import is_same_file, try_lock
 from newsmon.settings import Settings
 
 DAY_S = 86_400.0
+# A .part this young is left alone even when unlocked: its crawl may be about to lock it.
+PART_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class RetentionStats:
     pruned_skipped_pages: int = 0
     stale_inbox: list[str] = field(default_factory=list)
     stale_spool: list[str] = field(default_factory=list)
-    crawl_busy: bool = False  # a crawl held the lock: parts and crawl state were left alone
+    crawl_busy: bool = False  # some .part or source store was in use by a crawl and left alone
+    busy_sources: list[str] = field(default_factory=list)  # their stores were not pruned
 
     def problems(self) -> list[str]:
         """Lines an operator should read (nothing that cleaned itself up)."""
@@ -76,28 +80,44 @@ def cleanup(
     stats.stale_inbox = [p.name for p in _files(data / "inbox", "*.jsonl", policy.stale_days, now)]
     stats.stale_spool = [p.name for p in _files(data / "spool", "*.jsonl", policy.stale_days, now)]
 
-    with ExitStack() as stack:
+    for part in _files(data / "inbox", "*.jsonl.part"):
         try:
-            stack.enter_context(crawl_lock(data))
-        except NewsmonError:  # a crawl is running: its .part is live and it writes the state
+            if now - part.stat().st_mtime < PART_GRACE_S:
+                continue
+        except FileNotFoundError:  # its crawl just ended
+            continue
+        fh = try_lock(part, create=False)
+        if fh is None:  # a live crawl writes it (or it is gone: renamed when that crawl ended)
+            stats.crawl_busy |= part.exists()
+            continue
+        try:
+            if is_same_file(part, fh):  # not renamed by its crawl while this waited for the lock
+                part.rename(part.with_suffix(""))  # x.jsonl.part -> x.jsonl
+                stats.salvaged_parts.append(part.name)
+        finally:
+            fh.close()
+
+    for name in stored_sources(data):
+        fh = try_lock(lock_path(data, name))
+        if fh is None:  # being crawled: the crawl writes its state
             stats.crawl_busy = True
-            return stats
-        for part in _files(data / "inbox", "*.jsonl.part"):
-            part.rename(part.with_suffix(""))  # x.jsonl.part -> x.jsonl
-            stats.salvaged_parts.append(part.name)
-        if store_path(data).exists():
-            _prune_crawl_state(CrawlStore(store_path(data)), policy, now, stats)
+            stats.busy_sources.append(name)
+            continue
+        try:
+            _prune_crawl_state(CrawlStore(store_path(data, name)), policy, now, stats)
+        finally:
+            fh.close()
     return stats
 
 
 def _prune_crawl_state(store: CrawlStore, policy: RetentionPolicy, now: float, stats: RetentionStats) -> None:
     try:
-        stats.pruned_http_cache = store.db.execute(
+        stats.pruned_http_cache += store.db.execute(
             "DELETE FROM http_cache WHERE stored < ?", (now - policy.http_cache_days * DAY_S,)
         ).rowcount
         # The store writes ``utcnow().isoformat()``, so the same format compares as text.
         cutoff = datetime.fromtimestamp(now - policy.skipped_page_days * DAY_S, UTC).isoformat()
-        stats.pruned_skipped_pages = store.db.execute(
+        stats.pruned_skipped_pages += store.db.execute(
             "DELETE FROM seen WHERE article_id IS NULL AND seen_at < ?", (cutoff,)
         ).rowcount
     finally:

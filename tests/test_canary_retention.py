@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.store import CrawlStore, crawl_lock, store_path
+from crawlers.store import CrawlStore, source_lock, store_path
+from newsmon.locks import file_lock
 from newsmon.models import Article
 from newsmon.retention import DAY_S, cleanup
 from newsmon.settings import Settings, load_settings
@@ -47,19 +48,21 @@ def test_old_dead_letters_go_and_waiting_articles_are_kept_but_reported(settings
     assert len(stats.problems()) == 2 and "Elasticsearch" in stats.problems()[1]
 
 
-def test_an_interrupted_crawls_part_file_is_salvaged_unless_a_crawl_runs(settings: Settings) -> None:
+def test_an_interrupted_crawls_part_file_is_salvaged_unless_its_crawl_runs(settings: Settings) -> None:
     part = _file(settings.data_dir / "inbox" / "20260101T000000-daily-x.jsonl.part", 1)
-    with crawl_lock(settings.data_dir):
+    young = _file(settings.data_dir / "inbox" / "20260101T000001-daily-y.jsonl.part", 0)
+    with file_lock(part):  # what crawl_to_inbox holds while its crawl runs
         busy = cleanup(settings, now=NOW)
     assert busy.crawl_busy and part.exists() and busy.salvaged_parts == []
 
     stats = cleanup(settings, now=NOW)
     assert not stats.crawl_busy and stats.salvaged_parts == [part.name]
     assert not part.exists() and part.with_suffix("").exists()  # now a pending inbox file
+    assert young.exists()  # just created: its crawl may not have locked it yet
 
 
-def test_crawl_state_pruning_keeps_seen_articles(settings: Settings) -> None:
-    store = CrawlStore(store_path(settings.data_dir))
+def _old_state(settings: Settings, source: str) -> Article:
+    store = CrawlStore(store_path(settings.data_dir, source))
     article = Article(url="https://a.example/1", canonical_url="https://a.example/1", title="t", text="x")
     store.record(article, [article.url])
     store.mark_skipped(["https://a.example/tag/ai"], "list_page")
@@ -71,17 +74,28 @@ def test_crawl_state_pruning_keeps_seen_articles(settings: Settings) -> None:
         (NOW - 60 * DAY_S,),
     )
     store.close()
+    return article
 
-    stats = cleanup(settings, now=NOW)
 
-    assert (stats.pruned_http_cache, stats.pruned_skipped_pages) == (1, 1)
-    store = CrawlStore(store_path(settings.data_dir))
-    try:
-        seen = {url for (url,) in store.db.execute("SELECT url FROM seen")}
-        assert seen == {article.url}  # still known, so a re-crawl will not fetch it again
-        assert store.cache_get("fp-new") and not store.cache_get("fp-old")
-    finally:
-        store.close()
+def test_crawl_state_pruning_keeps_seen_articles_and_sources_being_crawled(settings: Settings) -> None:
+    article = _old_state(settings, "a")
+    _old_state(settings, "b")
+    _old_state(settings, "c")
+
+    with source_lock(settings.data_dir, "b"):  # b is being crawled
+        stats = cleanup(settings, now=NOW)
+
+    assert (stats.pruned_http_cache, stats.pruned_skipped_pages) == (2, 2)  # a and c
+    assert stats.busy_sources == ["b"] and stats.crawl_busy
+    for source, pruned in (("a", True), ("b", False), ("c", True)):
+        store = CrawlStore(store_path(settings.data_dir, source))
+        try:
+            seen = {url for (url,) in store.db.execute("SELECT url FROM seen")}
+            assert (seen == {article.url}) is pruned  # the article stays known: not fetched again
+            assert article.url in seen
+            assert store.cache_get("fp-new") and bool(store.cache_get("fp-old")) is not pruned
+        finally:
+            store.close()
 
 
 def test_cleanup_of_a_fresh_data_dir_is_a_no_op(settings: Settings) -> None:

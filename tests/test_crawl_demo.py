@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,16 @@ import pytest
 from crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
 from crawlers.registry import Source
 from crawlers.run import CrawlStats, crawl
+from crawlers.store import (
+    CrawlStore,
+    legacy_store_path,
+    lock_path,
+    retired_legacy_path,
+    source_lock,
+    stored_sources,
+)
+from newsmon.errors import NewsmonError
+from newsmon.locks import try_lock
 from newsmon.models import Article
 from newsmon.settings import Settings, load_settings
 
@@ -180,4 +192,98 @@ def test_stats_json_roundtrip(demo: DemoServer, settings: Settings, tmp_path: Pa
     """CrawlStats carries the numbers the CLI prints; the child's stats file is plain JSON."""
     stats: CrawlStats = crawl(demo_sources(demo.url)[:1], settings, tmp_path / "out.jsonl", feeds_only=True)
     assert stats.pages_fetched >= 5 and stats.articles_new == 4
-    assert json.loads((settings.data_dir / "crawl" / "stats.json").read_text())["finish_reason"] == "finished"
+    assert stats.run_dir and stats.log_file == stats.run_dir / "crawl.log"
+    assert stats.run_dir.parent == settings.data_dir / "crawl" / "runs"
+    assert json.loads((stats.run_dir / "stats.json").read_text())["finish_reason"] == "finished"
+
+
+# --- one store and one lock per source ------------------------------------------------------
+
+
+def test_crawls_of_two_sources_run_at_once_and_deliver_each_article_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with serve_demo() as server:
+        by_name = {s.name: s for s in demo_sources(server.url)}
+        names = ["demo-ko-tech", "demo-zh-tech"]
+        both_running = threading.Barrier(len(names))
+        met: list[bool] = []
+
+        def meet(line: str) -> None:
+            # Each crawl says so once its child runs, i.e. while it holds its source's lock.
+            if line.startswith("crawl process pid="):
+                try:
+                    both_running.wait(timeout=120)
+                    met.append(True)
+                except threading.BrokenBarrierError:
+                    met.append(False)
+
+        def crawl_one(name: str, out: str) -> CrawlStats:
+            return crawl([by_name[name]], settings, tmp_path / f"{out}-{name}.jsonl", progress=meet)
+
+        with ThreadPoolExecutor(2) as pool:
+            first = list(pool.map(crawl_one, names, ["one"] * 2))
+        assert met == [True, True]  # both crawls were running at the same time
+        with ThreadPoolExecutor(2) as pool:
+            again = list(pool.map(crawl_one, names, ["two"] * 2))
+
+    for name, stats in zip(names, first, strict=True):
+        articles = read_articles(tmp_path / f"one-{name}.jsonl")
+        assert articles and {a.source for a in articles} == {name}
+        assert stats.articles_new == len(articles) and stats.errors == {} and stats.exit_code == 0
+    assert first[0].run_dir != first[1].run_dir
+    assert sum(s.articles_new for s in first) == 10  # the legacy outlet's 2 were not asked for
+    assert [s.articles_new for s in again] == [0, 0]
+    assert all(read_articles(tmp_path / f"two-{name}.jsonl") == [] for name in names)
+    assert stored_sources(settings.data_dir) == names
+
+
+def test_a_source_that_another_crawl_holds_is_left_to_it(
+    demo: DemoServer, settings: Settings, tmp_path: Path
+) -> None:
+    sources = demo_sources(demo.url)
+    zh = [s for s in sources if s.name == "demo-zh-tech"]
+    lines: list[str] = []
+    with source_lock(settings.data_dir, "demo-zh-tech"):
+        with pytest.raises(NewsmonError, match=r"another crawl is running for every source .*demo-zh-tech"):
+            crawl(zh, settings, tmp_path / "none.jsonl")
+        others = crawl(sources, settings, tmp_path / "others.jsonl", progress=lines.append)
+    assert others.sources_busy == ["demo-zh-tech"] and others.skipped["source_busy"] == 1
+    assert any(line.startswith("skipping demo-zh-tech: another crawl") for line in lines)
+    articles = read_articles(tmp_path / "others.jsonl")
+    assert others.articles_new == len(articles) == DEMO_ARTICLES - 6
+    assert not any(a.source == "demo-zh-tech" for a in articles)
+
+    # With lock_wait, a crawl whose sources are all busy waits (here: released after a second).
+    held = try_lock(lock_path(settings.data_dir, "demo-zh-tech"))
+    assert held is not None
+    threading.Timer(1.0, held.close).start()
+    later = crawl(zh, settings, tmp_path / "later.jsonl", lock_wait=60)
+    assert (later.articles_new, later.sources_busy) == (6, [])
+
+
+def test_the_legacy_single_store_is_delivered_once_and_retired(settings: Settings, tmp_path: Path) -> None:
+    with serve_demo() as server:
+        sources = demo_sources(server.url)
+        # What an older version left: one article committed but not delivered (a killed crawl).
+        legacy = CrawlStore(legacy_store_path(settings.data_dir))
+        url = f"{server.url}/ko/news/1001.html"
+        left = Article(url=url, canonical_url=url, title="남겨진 기사", text="본문", source="demo-ko-tech")
+        legacy.record(left, [url])
+        legacy.close()
+        lines: list[str] = []
+        first = crawl(sources, settings, tmp_path / "one.jsonl", progress=lines.append)
+        assert server.hits[urlpath(url)] == 0  # known from the old store: not fetched again
+        second = crawl(sources, settings, tmp_path / "two.jsonl")
+    articles = read_articles(tmp_path / "one.jsonl")
+    assert [a.title for a in articles].count("남겨진 기사") == 1
+    assert first.articles_new == len(articles) == DEMO_ARTICLES and first.articles_unchanged == 1
+    assert any(line.startswith("retired the single crawl store") for line in lines)
+    assert any(line.startswith("demo-ko-tech: took 1 known URL") for line in lines)
+    assert not legacy_store_path(settings.data_dir).exists()
+    assert retired_legacy_path(settings.data_dir).exists()
+    assert (second.articles_new, read_articles(tmp_path / "two.jsonl")) == (0, [])
+
+
+def urlpath(url: str) -> str:
+    return "/" + url.split("/", 3)[3]

@@ -17,6 +17,7 @@ import pytest
 
 from newsmon.airflow_local import (
     CRAWL_POOL,
+    CRAWL_POOL_SLOTS,
     DAGS_FOLDER,
     PASSWORDS_FILE,
     admin_password,
@@ -64,8 +65,9 @@ def test_common_policies(dagbag: Any) -> None:
         assert "newsmon" in dag.tags
         for task in dag.tasks:
             assert task.execution_timeout is not None, task.task_id
-            # The canary's report mails; a retry would mail twice.
-            assert task.retries >= (0 if task.task_id == "report" else 1), task.task_id
+            # The canary's report mails; a retry would mail twice. check_crawls has nothing to retry.
+            no_retry = task.task_id in ("report", "check_crawls")
+            assert task.retries >= (0 if no_retry else 1), task.task_id
 
 
 def test_schedules(dagbag: Any) -> None:
@@ -87,11 +89,17 @@ def test_daily_maps_one_crawl_per_source_in_the_crawl_pool(dagbag: Any) -> None:
     dag = dagbag.dags["newsmon_daily"]
     crawl = _mapped(dag, "crawl_source")
     assert crawl.pool == CRAWL_POOL
-    assert crawl.max_active_tis_per_dag == 1
+    # Sources are crawled side by side, as many as the pool has slots (per-source locks).
+    assert crawl.max_active_tis_per_dag is None and CRAWL_POOL_SLOTS > 1
     assert crawl.upstream_task_ids == {"enabled_sources"}
     # A failed source must not keep the others' articles out of the index.
     assert dag.get_task("analyze_and_index").trigger_rule == "all_done"
     assert dag.get_task("digest").upstream_task_ids == {"analyze_and_index"}
+    # ... but it turns the run red: check_crawls, a leaf beside the digest, fails then.
+    check = dag.get_task("check_crawls")
+    assert check.trigger_rule == "all_done" and check.retries == 0
+    assert check.upstream_task_ids == {"enabled_sources", "crawl_source"}
+    assert {t.task_id for t in dag.leaves} == {"digest", "check_crawls"}
 
 
 def test_feeds_chain_and_demo_param(dagbag: Any) -> None:

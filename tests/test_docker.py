@@ -30,6 +30,15 @@ def test_compose_parses_and_has_the_stack() -> None:
     assert services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
 
+def test_every_worker_shares_the_data_volume_and_crawls_run_side_by_side() -> None:
+    services = _compose()["services"]
+    data_dir = services["airflow-worker"]["environment"]["NEWSMON_DATA_DIR"]
+    for name in ("airflow-worker", "airflow-scheduler", "airflow-init"):
+        assert f"newsmon-data:{data_dir}" in services[name]["volumes"], name
+    pools = re.search(r"airflow pools set newsmon_crawl (\d+)", services["airflow-init"]["command"])
+    assert pools and int(pools.group(1)) > 1
+
+
 def test_every_image_tag_is_pinned() -> None:
     images = [svc["image"] for svc in _compose()["services"].values() if "image" in svc]
     froms = [

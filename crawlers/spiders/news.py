@@ -1,7 +1,9 @@
 """The one spider: discovers article URLs from each source's feeds, news sitemaps and list pages.
 
 Discovery only; turning pages into articles is the item pipeline's job
-(``crawlers.pipelines``). Already-seen URLs are not requested again.
+(``crawlers.pipelines``). Already-seen URLs are not requested again. Each source has its
+own crawl store (``self.stores``, by source name); every request carries its source's name
+in ``meta["source"]``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
 from scrapy.http import Response
@@ -20,17 +21,12 @@ from crawlers.discover import DiscoveryError, Link, feed_links, list_links, site
 from crawlers.extract import LANG_TZ
 from crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
 from crawlers.registry import Source
-from crawlers.store import CrawlStore
+from crawlers.store import CrawlStore, on_domains
 from crawlers.urls import canonicalize
 
 T = TypeVar("T")
 # A sitemap index may point at sitemaps, which may be indexes again; stop somewhere.
 MAX_SITEMAP_DEPTH = 3
-
-
-def host_allowed(url: str, domains: list[str]) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 class NewsSpider(Spider):
@@ -39,7 +35,7 @@ class NewsSpider(Spider):
     def __init__(
         self,
         sources: list[Source],
-        store_path: str,
+        store_paths: dict[str, str],
         since: datetime | None = None,
         feeds_only: bool = False,
         **kwargs: Any,
@@ -48,14 +44,15 @@ class NewsSpider(Spider):
         self.sources = {s.name: s for s in sources}
         self.since = since
         self.feeds_only = feeds_only
-        self.store = CrawlStore(Path(store_path))
+        self.stores = {s.name: CrawlStore(Path(store_paths[s.name])) for s in sources}
         # Canonical URL -> "requested" or why it was left alone, for URLs met earlier in this run
         # (feeds, sitemaps and list pages overlap).
         self._seen_now: dict[str, str] = {}
         self._sitemaps: set[str] = set()  # requested sitemaps, to catch indexes that point back
 
     def closed(self, reason: str) -> None:
-        self.store.close()
+        for store in self.stores.values():
+            store.close()
 
     async def start(self) -> AsyncIterator[Request]:
         for source in self.sources.values():
@@ -130,7 +127,7 @@ class NewsSpider(Spider):
 
     def _article(self, link: Link, source: Source) -> Iterator[Request]:
         url, published, lastmod = link.url, link.published, link.lastmod
-        if not host_allowed(url, source.allowed_domains):
+        if not on_domains(url, source.allowed_domains):
             note(self.crawler.stats, SKIPPED, "offsite", url)
             return
         if self.since and published and published < self.since:
@@ -140,7 +137,7 @@ class NewsSpider(Spider):
         previous = self._seen_now.get(key)
         if previous == "requested":
             return
-        known = self.store.known(url, lastmod)
+        known = self.stores[source.name].known(url, lastmod)
         if known is not None and previous is not None:
             return  # already counted as known by an earlier feed or sitemap entry
         if previous is not None:
@@ -188,6 +185,6 @@ class NewsSpider(Spider):
             str(failure.value)[:120] if bucket == ERRORS else "",
         )
         if request.meta.get("kind") == "article" and bucket == SKIPPED and reason in PERMANENT_SKIPS:
-            self.store.mark_skipped(
+            self.stores[request.meta["source"]].mark_skipped(
                 [request.url, *request.meta.get("redirect_urls", [])], reason, request.meta.get("lastmod")
             )
