@@ -164,6 +164,18 @@ class CrawlStore:
                 (url, article_id, skip, lastmod.isoformat() if lastmod else None, now),
             )
 
+    def note_lastmods(self, announced: Mapping[str, datetime]) -> None:
+        """Raise the lastmod of seen URLs to the newest one announced (never lower it)."""
+        if not announced:
+            return
+        with self._tx() as db:
+            for url, lastmod in announced.items():
+                row = db.execute("SELECT lastmod FROM seen WHERE url = ?", (canonicalize(url),)).fetchone()
+                if row is not None and (row[0] is None or lastmod > datetime.fromisoformat(row[0])):
+                    db.execute(
+                        "UPDATE seen SET lastmod = ? WHERE url = ?", (lastmod.isoformat(), canonicalize(url))
+                    )
+
     def mark_skipped(self, urls: list[str], reason: str, lastmod: datetime | None = None) -> None:
         """Remember a page that is no article (list page, 404 ...) so it is not fetched again."""
         with self._tx() as db:

@@ -287,3 +287,20 @@ def test_the_legacy_single_store_is_delivered_once_and_retired(settings: Setting
 
 def urlpath(url: str) -> str:
     return "/" + url.split("/", 3)[3]
+
+
+def test_a_url_first_met_without_lastmod_keeps_the_newest_announced_one(tmp_path: Path) -> None:
+    # A list page (no lastmod) can get an article fetched before its sitemap entry is read;
+    # the entry's lastmod must still be remembered, so a newer one later means "fetch again".
+    store = CrawlStore(tmp_path / "state.sqlite")
+    url = "https://news.example.cn/a/1.html"
+    store.mark_skipped([url], "not_article")
+    assert store.known(url) == "not_article"
+    march9, march10 = datetime(2025, 3, 9, tzinfo=UTC), datetime(2025, 3, 10, tzinfo=UTC)
+    store.note_lastmods({url: march10})
+    store.note_lastmods({url: march9})  # never lowered
+    assert store.known(url, march10) == "not_article"
+    assert store.known(url, datetime(2025, 3, 11, tzinfo=UTC)) is None
+    store.note_lastmods({"https://news.example.cn/never-seen.html": march9})  # no row made
+    assert store.known("https://news.example.cn/never-seen.html") is None
+    store.close()

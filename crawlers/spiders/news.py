@@ -49,9 +49,14 @@ class NewsSpider(Spider):
         # (feeds, sitemaps and list pages overlap).
         self._seen_now: dict[str, str] = {}
         self._sitemaps: set[str] = set()  # requested sitemaps, to catch indexes that point back
+        # Newest lastmod each source announced per URL in this run. A URL first met on a list
+        # page (no lastmod) is fetched before its sitemap entry is read; without this its seen
+        # mark would keep no lastmod and a later, newer one could not be told apart.
+        self._announced: dict[str, dict[str, datetime]] = {name: {} for name in self.sources}
 
     def closed(self, reason: str) -> None:
-        for store in self.stores.values():
+        for name, store in self.stores.items():
+            store.note_lastmods(self._announced[name])
             store.close()
 
     async def start(self) -> AsyncIterator[Request]:
@@ -134,6 +139,9 @@ class NewsSpider(Spider):
             self.crawler.stats.inc_value(f"newsmon/{SKIPPED}/before_since")
             return
         key = canonicalize(url, source.homepage)
+        announced = self._announced[source.name]
+        if lastmod is not None and (url not in announced or lastmod > announced[url]):
+            announced[url] = lastmod
         previous = self._seen_now.get(key)
         if previous == "requested":
             return
