@@ -1,6 +1,6 @@
 """Throughput of the NLP pipeline against raw Kiwi tokenization of the same Korean documents.
 
-    .venv/bin/python bench/nlp.py [--docs 300] [--rounds 3] [--cores 2]
+    .venv/bin/python bench/nlp.py [--docs 300] [--rounds 3] [--cores 2] [--topics ensemble]
 
 Each mode runs in a fresh child process pinned to the same cores, so load times and peak
 memory are its own. Reads the Korean articles in ../shared/data (or $NEWSMON_SHARED_DATA).
@@ -31,7 +31,7 @@ def korean_docs(n: int) -> list[tuple[str, str]]:
     return [base[i % len(base)] for i in range(n)]
 
 
-def run_mode(mode: str, n: int, rounds: int) -> dict[str, float]:
+def run_mode(mode: str, n: int, rounds: int, topics: str = "rules") -> dict[str, float]:
     docs = korean_docs(n)
     if mode == "raw":
         from kiwipiepy import Kiwi
@@ -52,7 +52,7 @@ def run_mode(mode: str, n: int, rounds: int) -> dict[str, float]:
             Article(url=f"bench:{i}", canonical_url=f"bench:{i}", title=title, text=text)
             for i, (title, text) in enumerate(docs)
         ]
-        analyzer = Analyzer(clusters=StoryClusters())
+        analyzer = Analyzer(topic_backend=topics, clusters=StoryClusters())
         analyzer.analyze_batch(articles[:2])  # load Kiwi, jieba, lingua and the rules
 
         def once() -> None:
@@ -75,10 +75,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--topics", default="rules", help="topic backend: rules, transformers, ensemble")
     parser.add_argument("--mode", choices=("raw", "analyze"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.docs, args.rounds)))
+        print(json.dumps(run_mode(args.mode, args.docs, args.rounds, args.topics)))
         return
     cores = sorted(os.sched_getaffinity(0))[: args.cores]
     results = {}
@@ -92,6 +93,8 @@ def main() -> None:
             str(args.docs),
             "--rounds",
             str(args.rounds),
+            "--topics",
+            args.topics,
         ]
         child = subprocess.run(
             cmd, check=True, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, cores)
@@ -101,6 +104,7 @@ def main() -> None:
     chars = sum(len(t) + len(x) for t, x in korean_docs(args.docs)) / args.docs
     print(f"{args.docs} Korean documents (mean {chars:.0f} chars), best of {args.rounds}, cores {cores}")
     print(f"raw Kiwi tokenize : {raw['docs_per_s']:7.1f} docs/s   peak RSS {raw['peak_rss_mb']:6.0f} MB")
+    print(f"topic backend     : {args.topics}")
     print(f"newsmon analyze   : {ours['docs_per_s']:7.1f} docs/s   peak RSS {ours['peak_rss_mb']:6.0f} MB")
     print(f"ratio analyze/raw : {ours['docs_per_s'] / raw['docs_per_s']:.2f}   (goal >= 0.6)")
 

@@ -31,13 +31,25 @@ def analyze_command(
     output_path: Annotated[
         str, typer.Option("--out", help="Where to write the results ('-' = stdout).")
     ] = "-",
-    topics: Annotated[str, typer.Option(help=f"Topic backend: {', '.join(backend_names())}.")] = "rules",
+    topics: Annotated[
+        str | None,
+        typer.Option(help=f"Topic backend: {', '.join(backend_names())} (default: NEWSMON_TOPIC_BACKEND)."),
+    ] = None,
     state_dir: Annotated[
         Path | None, typer.Option(help="Story-cluster state folder (default: NEWSMON_DATA_DIR/clusters).")
     ] = None,
 ) -> None:
     """Analyse articles from JSON lines (title, text; optional id, url, lang, published, site)."""
-    analyzer = Analyzer(topic_backend=topics, clusters=StoryClusters(state_dir or cluster_state_dir()))
+    from newsmon.settings import get_settings
+    from nlp.pipeline import settings_topic_backend
+
+    settings = get_settings()
+    if topics:
+        settings = settings.model_copy(update={"topic_backend": topics})
+    analyzer = Analyzer(
+        topic_backend=settings_topic_backend(settings),
+        clusters=StoryClusters(state_dir or cluster_state_dir()),
+    )
     console = Console(stderr=True)
     with ExitStack() as stack:
         source = _open(stack, input_path, "r")

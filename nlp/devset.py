@@ -1,8 +1,9 @@
 """Evaluation sets built from the third-party texts in ../shared/data at run time.
 
 The repository holds only references and labels (nlp/data/alert_devset.tsv: source, ref,
-hash, label, note); the texts are read from the shared folder, never copied. A hash per row
-proves the text found is the text that was labelled.
+hash, label, note; nlp/data/topic_devset.tsv: source, ref, hash, labels, note); the texts
+are read from the shared folder, never copied. A hash per row proves the text found is the
+text that was labelled.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from nlp.lexicon import DATA_DIR
 
 SHARED_ENV = "NEWSMON_SHARED_DATA"
 ALERT_DEVSET = DATA_DIR / "alert_devset.tsv"
+TOPIC_DEVSET = DATA_DIR / "topic_devset.tsv"
+TOPIC_TRAINSET = DATA_DIR / "topic_trainset.tsv"  # same format, for training only
 
 
 def shared_data_dir() -> Path:
@@ -142,7 +145,25 @@ def long_texts(shared: Path) -> Iterable[tuple[str, SharedText]]:
         yield f"aeb:{ref}", _aeb(shared, ref)
 
 
-# --- the labelled alert dev set
+# --- the labelled dev sets: alert decision (alert_devset.tsv) and topics (topic_devset.tsv)
+
+
+def is_holdout(key: str) -> bool:
+    """Half the rows of a dev set, chosen by hash of ``source:ref``: never looked at (alert)
+    or trained on (topics) while tuning, only scored."""
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 2 == 1
+
+
+def _labelled_rows(shared: Path, path: Path) -> Iterable[tuple[dict[str, str], SharedText]]:
+    """Each row of a references-only TSV with its text, checked against the row's hash."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t"):
+            doc = resolve(shared, row["source"], row["ref"])
+            if text_hash(doc.title, doc.text) != row["hash"]:
+                raise ValueError(
+                    f"{row['source']}:{row['ref']}: the shared text changed since it was labelled"
+                )
+            yield row, doc
 
 
 @dataclass(frozen=True)
@@ -159,21 +180,45 @@ class DevItem:
 
     @property
     def holdout(self) -> bool:
-        """Half the rows, chosen by hash, were never looked at while tuning the rules."""
-        return int(hashlib.sha1(self.key.encode()).hexdigest(), 16) % 2 == 1
+        return is_holdout(self.key)
 
 
 def load_alert_devset(shared: Path, path: Path = ALERT_DEVSET) -> list[DevItem]:
-    items: list[DevItem] = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t"):
-            doc = resolve(shared, row["source"], row["ref"])
-            if text_hash(doc.title, doc.text) != row["hash"]:
-                raise ValueError(
-                    f"{row['source']}:{row['ref']}: the shared text changed since it was labelled"
-                )
-            items.append(DevItem(row["source"], row["ref"], row["label"] == "1", row["note"], doc))
-    return items
+    return [
+        DevItem(row["source"], row["ref"], row["label"] == "1", row["note"], doc)
+        for row, doc in _labelled_rows(shared, path)
+    ]
+
+
+@dataclass(frozen=True)
+class TopicItem:
+    source: str
+    ref: str
+    labels: frozenset[str]
+    note: str
+    doc: SharedText
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.ref}"
+
+    @property
+    def holdout(self) -> bool:
+        return is_holdout(self.key)
+
+
+def load_topic_devset(shared: Path, path: Path = TOPIC_DEVSET) -> list[TopicItem]:
+    """The multi-label topic set; ``labels`` is ``-`` in the file for none."""
+    return [
+        TopicItem(
+            row["source"],
+            row["ref"],
+            frozenset(lab for lab in row["labels"].split(",") if lab and lab != "-"),
+            row["note"],
+            doc,
+        )
+        for row, doc in _labelled_rows(shared, path)
+    ]
 
 
 @dataclass
@@ -204,9 +249,14 @@ class BinaryScores:
     def recall(self) -> float:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
     def summary(self) -> str:
         return (
-            f"P={self.precision:.3f} R={self.recall:.3f} "
+            f"P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
             f"(tp={self.tp} fp={self.fp} fn={self.fn} tn={self.tn})"
         )
 

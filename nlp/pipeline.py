@@ -57,10 +57,23 @@ def default_relevance_model(model_dir: Path | None = None) -> RelevanceModel | N
     return TransformersBackend(folder)
 
 
+def settings_topic_backend(settings: Settings) -> TopicBackend:
+    """NEWSMON_TOPIC_BACKEND, with NEWSMON_TOPIC_MODEL as the model of the transformers
+    backend or of the ensemble's transformers member (an ensemble.json beside it is used)."""
+    model = {"model_dir_or_hub_id": settings.topic_model} if settings.topic_model else {}
+    if model and not (settings.topic_model / "config.json").is_file():
+        raise ConfigError(f"NEWSMON_TOPIC_MODEL: no model in {settings.topic_model} (config.json missing)")
+    if settings.topic_backend == "transformers":
+        return get_backend("transformers", **model)
+    if settings.topic_backend == "ensemble":
+        return get_backend("ensemble", transformers=model)
+    return get_backend(settings.topic_backend)
+
+
 def settings_analyzer(settings: Settings) -> Analyzer:
     """The analyzer the pipeline and the DAGs use, configured from settings."""
     return Analyzer(
-        topic_backend=settings.topic_backend,
+        topic_backend=settings_topic_backend(settings),
         clusters=StoryClusters(cluster_state_dir(settings)),
         relevance_model=default_relevance_model(settings.relevance_model),
     )
@@ -78,9 +91,11 @@ class Analyzer:
     ) -> None:
         self.tokenizers = tokenizers or get_tokenizers()
         self.topics = get_backend(topic_backend) if isinstance(topic_backend, str) else topic_backend
-        # Article.relevance: the topic backend's own model if it has one (transformers,
-        # ensemble), else the shipped tech-relevance classifier.
+        # Article.relevance: the topic backend's own model if it has a relevance label (a
+        # transformers backend on tech_relevance), else the tech-relevance classifier.
         scorer = getattr(self.topics, "relevance", None)
+        if not getattr(self.topics, "has_relevance", True):
+            scorer = None
         if not callable(scorer) and relevance_model == "default":
             relevance_model = default_relevance_model()
         self.relevance_model = scorer if callable(scorer) else getattr(relevance_model, "relevance", None)
@@ -146,9 +161,10 @@ def cluster_state_dir(settings: Settings | None = None) -> Path:
 
 @cache
 def default_analyzer() -> Analyzer:
-    """Rules topics; story clusters persisted under NEWSMON_DATA_DIR/clusters, so the same
-    story keeps its cluster id from one run to the next."""
-    return Analyzer(clusters=StoryClusters(cluster_state_dir()))
+    """The settings' analyzer (``settings_analyzer``), one per process; story clusters
+    persisted under NEWSMON_DATA_DIR/clusters, so the same story keeps its cluster id from
+    one run to the next."""
+    return settings_analyzer(get_settings())
 
 
 def analyze_articles(

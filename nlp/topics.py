@@ -1,18 +1,22 @@
 """Topic classification behind one interface, so backends can be swapped or combined.
 
 ``get_backend("rules")`` is the explainable lexicon backend here. ``"transformers"`` is
-imported on demand from ``nlp.transformers_backend`` (a ``TransformersBackend`` class taking
-keyword options); ``"ensemble"`` averages several backends. Others plug in with
+imported on demand from ``nlp.transformers_backend`` (by default the shipped topic model
+``nlp/models/topics``); ``"ensemble"`` takes a weighted mean of several backends' scores,
+per label, with the weights and thresholds tuned on the labelled topic set when the model
+folder carries them (``ensemble.json``, see ``nlp.topic_eval``). Others plug in with
 ``register_backend``.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from newsmon.errors import ConfigError
@@ -62,6 +66,9 @@ class RulesBackend:
     def labels(self) -> list[str]:
         return list(self._taxonomy["topics"])
 
+    def threshold(self, label: str) -> float:
+        return self._setting(label, "threshold")
+
     def score(self, doc: TokenizedDoc) -> dict[str, Topic]:
         """Every topic's score and evidence, thresholds not applied."""
         out: dict[str, Topic] = {}
@@ -84,8 +91,16 @@ class RulesBackend:
             raw += weight * min(1 + REPEAT_STEP * (len(cue_hits) - 1), REPEAT_CAP)
         return 1 - math.exp(-raw / self._setting(label, "scale"))
 
+    def scores_docs(
+        self, articles: list[Article], docs: Sequence[TokenizedDoc] | None
+    ) -> list[dict[str, Topic]]:
+        """Every label's score and evidence, thresholds not applied (what the ensemble mixes)."""
+        return [
+            self.score(doc) for doc in (docs if docs is not None else docs_for(articles, self._tokenizers))
+        ]
+
     def classify_doc(self, doc: TokenizedDoc) -> list[Topic]:
-        topics = [t for t in self.score(doc).values() if t.score >= self._setting(t.label, "threshold")]
+        topics = [t for t in self.score(doc).values() if t.score >= self.threshold(t.label)]
         return sorted(topics, key=lambda t: -t.score)
 
     def classify(self, articles: list[Article]) -> list[list[Topic]]:
@@ -95,17 +110,38 @@ class RulesBackend:
         return [self.classify_doc(doc) for doc in docs]
 
 
+def weighted_mean(scores: Sequence[float], weights: Sequence[float]) -> float:
+    total = sum(weights)
+    return sum(w * x for w, x in zip(weights, scores, strict=True)) / total if total else 0.0
+
+
 class EnsembleBackend:
-    """Weighted mean of member scores per label (a label a member does not return counts 0);
-    evidence is pooled. Labels at or over `threshold` are kept."""
+    """Per label, the weighted mean of the members' scores (a label a member does not score
+    counts 0); evidence is pooled from the members that back the label. A label is kept at
+    or over its threshold. ``label_weights`` / ``label_thresholds`` override the member
+    weights and the threshold label by label (as tuned by ``nlp.topic_eval``)."""
 
     name = "ensemble"
 
-    def __init__(self, members: Sequence[tuple[TopicBackend, float]], threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        members: Sequence[tuple[TopicBackend, float]],
+        threshold: float = 0.5,
+        *,
+        label_weights: Mapping[str, Sequence[float]] | None = None,
+        label_thresholds: Mapping[str, float] | None = None,
+    ) -> None:
         if not members:
             raise ConfigError("ensemble: no member backends")
+        for label, ws in (label_weights or {}).items():
+            if len(ws) != len(members):
+                raise ConfigError(
+                    f"ensemble: label {label!r} has {len(ws)} weights for {len(members)} members"
+                )
         self.members = list(members)
         self.threshold = threshold
+        self.label_weights = dict(label_weights or {})
+        self.label_thresholds = dict(label_thresholds or {})
 
     def classify(self, articles: list[Article]) -> list[list[Topic]]:
         return self.classify_docs(articles, None)
@@ -113,36 +149,76 @@ class EnsembleBackend:
     def classify_docs(
         self, articles: list[Article], docs: Sequence[TokenizedDoc] | None
     ) -> list[list[Topic]]:
-        total = sum(w for _, w in self.members)
-        per_member = [(classify(backend, articles, docs), w) for backend, w in self.members]
+        return self.combine([all_scores(backend, articles, docs) for backend, _ in self.members])
+
+    def combine(self, per_member: Sequence[Sequence[Mapping[str, Topic]]]) -> list[list[Topic]]:
+        """The ensemble's topics from each member's scores of every label (``all_scores``)."""
+        defaults = [w for _, w in self.members]
         out: list[list[Topic]] = []
-        for i in range(len(articles)):
-            score: dict[str, float] = defaultdict(float)
-            proof: dict[str, list[str]] = defaultdict(list)
-            for results, weight in per_member:
-                for topic in results[i]:
-                    score[topic.label] += weight * topic.score / total
-                    proof[topic.label] += topic.evidence
-            kept = [
-                Topic(label=label, score=round(s, 4), evidence=list(dict.fromkeys(proof[label])))
-                for label, s in score.items()
-                if s >= self.threshold
-            ]
+        for i in range(len(per_member[0]) if per_member else 0):
+            rows = [member[i] for member in per_member]
+            kept: list[Topic] = []
+            for label in dict.fromkeys(lab for row in rows for lab in row):
+                weights = self.label_weights.get(label, defaults)
+                found = [row.get(label) for row in rows]
+                score = weighted_mean([t.score if t else 0.0 for t in found], weights)
+                if score >= self.label_thresholds.get(label, self.threshold):
+                    proof = [
+                        e for t, w in zip(found, weights, strict=True) if t and w > 0 for e in t.evidence
+                    ]
+                    kept.append(
+                        Topic(label=label, score=round(score, 4), evidence=list(dict.fromkeys(proof)))
+                    )
             out.append(sorted(kept, key=lambda t: -t.score))
         return out
 
 
 def _ensemble(
-    members: str = "rules,transformers", weights: str = "", threshold: float = 0.5, **options: Any
+    members: str = "rules,transformers",
+    weights: str = "",
+    threshold: float = 0.5,
+    tuned: str | None = "auto",
+    **options: Any,
 ) -> EnsembleBackend:
+    """``tuned``: a tuned ``ensemble.json``; "auto" = the one beside the transformers
+    member's model, when the members are rules,transformers and no weights are given."""
     names = [n.strip() for n in members.split(",") if n.strip()]
     ws = [float(w) for w in weights.split(",")] if weights else [1.0] * len(names)
     if len(ws) != len(names):
         raise ConfigError(f"ensemble: {len(names)} members but {len(ws)} weights")
+    backends = [get_backend(n, **options.get(n, {})) for n in names]
+    tuning: dict[str, Any] = {}
+    if tuned == "auto" and names == ["rules", "transformers"] and not weights:
+        model_ref = getattr(backends[1], "model_ref", "")
+        auto = Path(model_ref) / "ensemble.json" if model_ref else None
+        tuning = json.loads(auto.read_text(encoding="utf-8")) if auto and auto.is_file() else {}
+    elif tuned and tuned != "auto":
+        try:
+            tuning = json.loads(Path(tuned).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"ensemble: cannot read tuned weights {tuned}: {exc}") from None
+    if tuning and tuning.get("members") != names:
+        raise ConfigError(f"ensemble: {tuned} was tuned for members {tuning.get('members')}, not {names}")
     return EnsembleBackend(
-        [(get_backend(n, **options.get(n, {})), w) for n, w in zip(names, ws, strict=True)],
+        list(zip(backends, ws, strict=True)),
         threshold=threshold,
+        label_weights={k: v["weights"] for k, v in tuning.get("labels", {}).items()},
+        label_thresholds={k: v["threshold"] for k, v in tuning.get("labels", {}).items()},
     )
+
+
+def all_scores(
+    backend: TopicBackend, articles: list[Article], docs: Sequence[TokenizedDoc] | None
+) -> list[dict[str, Topic]]:
+    """Every label's score, thresholds not applied, from a backend that can say
+    (``scores_docs`` / ``scores``); else its classified topics only."""
+    with_docs = getattr(backend, "scores_docs", None)
+    if with_docs is not None:
+        return with_docs(articles, docs)
+    scores = getattr(backend, "scores", None)
+    if scores is not None:
+        return scores(articles)
+    return [{t.label: t for t in topics} for topics in classify(backend, articles, docs)]
 
 
 def classify(
@@ -161,7 +237,7 @@ BackendFactory = Callable[..., TopicBackend]
 # heavy backend (torch) costs nothing unless chosen.
 _BACKENDS: dict[str, BackendFactory | str] = {
     "rules": RulesBackend,
-    "transformers": "nlp.transformers_backend:TransformersBackend",
+    "transformers": "nlp.transformers_backend:topic_model_backend",
     "ensemble": _ensemble,
 }
 

@@ -388,7 +388,8 @@ def train_classifier(
     WordPiece vocabulary of ``vocab_size`` trained on ``data``. With ``base_model`` (a local
     folder; nothing is downloaded) that checkpoint is fine-tuned and the size options are
     ignored. ``positive_weight`` up-weights the loss of ``positive_label`` rows (rare
-    classes: a tech headline is ~10% of the news). ``eval_data`` (same JSONL format) is
+    classes: a tech headline is ~10% of the news), or, multi-label without a positive label,
+    the positives of every label. ``eval_data`` (same JSONL format) is
     scored after training, per ``source`` key when rows carry one, and saved with the model
     in ``train_report.json``.
     """
@@ -472,6 +473,8 @@ def train_classifier(
         if positive_weight and positive_label is not None:
             weight = torch.ones(len(names))
             weight[label2id[positive_label]] = positive_weight
+        elif positive_weight and ds.multi_label:  # every label is a rare positive (topics)
+            weight = torch.full((len(names),), float(positive_weight))
         loss_fn: torch.nn.Module = (
             torch.nn.BCEWithLogitsLoss(pos_weight=weight, reduction="none")
             if ds.multi_label
@@ -692,6 +695,14 @@ def train_command(
             "(held-out rows into <data>.heldout.jsonl, scored after training) first."
         ),
     ] = None,
+    topics_from_shared: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train the topic model: build --data from this ../shared/data folder (the "
+            "labelled topic set's tuning half + rules-labelled headlines), tune the rules+model "
+            "ensemble, and score both on the held-out half (nlp.topic_eval)."
+        ),
+    ] = None,
 ) -> None:
     """Train a text classifier (transformers) on labelled JSONL and save it to --out."""
     from rich.console import Console
@@ -700,11 +711,13 @@ def train_command(
 
     console = Console(stderr=True)
     metadata: dict[str, Any] = {}
+    for folder, flag in (
+        (relevance_from_shared, "--relevance-from-shared"),
+        (topics_from_shared, "--topics-from-shared"),
+    ):
+        if folder is not None and not folder.is_dir():
+            raise typer.BadParameter(f"no such folder: {folder}", param_hint=flag)
     if relevance_from_shared is not None:
-        if not relevance_from_shared.is_dir():
-            raise typer.BadParameter(
-                f"no such folder: {relevance_from_shared}", param_hint="--relevance-from-shared"
-            )
         stats = build_relevance_dataset(relevance_from_shared, data)
         eval_data = eval_data or Path(stats.heldout_path)
         metadata["task"] = "tech_relevance"
@@ -712,6 +725,8 @@ def train_command(
         console.print(
             f"wrote {data} ({sum(sum(c.values()) for c in stats.train.values())} rows) and {eval_data}"
         )
+    elif topics_from_shared is not None:
+        metadata["task"] = "topics"
     elif not data.is_file():
         raise typer.BadParameter(f"no such file: {data}", param_hint="--data")
 
@@ -734,31 +749,43 @@ def train_command(
                 logged[0] = done
                 console.print(f"train {done}/{total} {msg}")
 
+        options: dict[str, Any] = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "max_length": max_length,
+            "base_model": base_model,
+            "vocab_size": vocab_size,
+            "hidden_size": hidden_size,
+            "num_layers": layers,
+            "num_heads": heads,
+            "han_chars": han_chars,
+            "positive_weight": positive_weight,
+            "seed": seed,
+            "threads": threads,
+            "metadata": metadata,
+            "progress": tick,
+        }
         try:
-            report = train_classifier(
-                data,
-                out,
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                max_length=max_length,
-                base_model=base_model,
-                vocab_size=vocab_size,
-                hidden_size=hidden_size,
-                num_layers=layers,
-                num_heads=heads,
-                han_chars=han_chars,
-                positive_weight=positive_weight,
-                seed=seed,
-                threads=threads,
-                eval_data=eval_data,
-                metadata=metadata,
-                progress=tick,
-            )
+            if topics_from_shared is not None:
+                from nlp.topic_eval import train_topic_model
+
+                topic_report = train_topic_model(topics_from_shared, data, out, say=console.print, **options)
+            else:
+                report = train_classifier(data, out, eval_data=eval_data, **options)
         except TrainError as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from None
 
+    if topics_from_shared is not None:
+        table = Table("held-out half: backend", "label", "positives", "precision", "recall", "F1")
+        for row in topic_report.heldout:
+            table.add_row(
+                *(str(row[k]) for k in ("backend", "label", "positives", "precision", "recall", "f1"))
+            )
+        Console().print(table)
+        console.print(f"saved {out} (model, ensemble.json, topic_eval.json)")
+        return
     console.print(
         f"saved {report.out_dir}: {report.n_params:,} parameters, {report.model_bytes / 1e6:.1f} MB, "
         f"{report.n_train} rows x {report.epochs} epochs in {report.seconds:.0f}s"

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "tech_relevance"
+# The `transformers` topic backend's default: multi-label over the taxonomy (nlp/models/topics/README.md).
+TOPIC_MODEL_DIR = Path(__file__).resolve().parent / "models" / "topics"
 TextMode = Literal["title", "title+text"]
 
 
@@ -199,25 +201,35 @@ class TransformersBackend:
     def _texts(self, articles: Sequence[Article]) -> list[str]:
         return [article_text(a, self.text_mode) for a in articles]
 
-    def classify(self, articles: Sequence[Article]) -> list[list[Topic]]:
-        """Topics whose probability reaches ``topic_threshold``, best first; the negative
-        label (``other``) is never a topic. Empty texts get no topics."""
+    def scores(self, articles: Sequence[Article]) -> list[dict[str, Topic]]:
+        """Every label's probability as a Topic (the negative label ``other`` excluded),
+        thresholds not applied; empty texts score nothing."""
         texts = self._texts(articles)
-        probs = self.predict([t for t in texts if t])
-        it = iter(probs)
-        result: list[list[Topic]] = []
-        for text in texts:
-            if not text:
-                result.append([])
-                continue
-            p = next(it)
-            topics = [
-                Topic(label=lab, score=round(score, 4), evidence=list(self.evidence))
-                for lab, score in p.items()
-                if lab not in self.negative_labels and score >= self.topic_threshold
-            ]
-            result.append(sorted(topics, key=lambda t: -t.score))
-        return result
+        probs = iter(self.predict([t for t in texts if t]))
+        return [
+            {
+                lab: Topic(label=lab, score=round(p, 4), evidence=list(self.evidence))
+                for lab, p in (next(probs) if text else {}).items()
+                if lab not in self.negative_labels
+            }
+            for text in texts
+        ]
+
+    def classify(self, articles: Sequence[Article]) -> list[list[Topic]]:
+        """Topics whose probability reaches ``topic_threshold``, best first."""
+        return [
+            sorted((t for t in row.values() if t.score >= self.topic_threshold), key=lambda t: -t.score)
+            for row in self.scores(articles)
+        ]
+
+    @property
+    def has_relevance(self) -> bool:
+        """Whether the model has a relevance label (the topic model has not: the pipeline
+        then takes relevance from the tech-relevance model)."""
+        try:
+            return bool(self.relevance_label)
+        except ConfigError:
+            return False
 
     def relevance(self, articles: Sequence[Article]) -> list[float]:
         """Probability of the relevance label (``tech``) for ``Article.relevance``; 0.0 for an
@@ -235,6 +247,13 @@ class TransformersBackend:
             known = {t.label for t in article.topics}
             article.topics.extend(t for t in topics if t.label not in known)
             article.relevance = rel
+
+
+def topic_model_backend(
+    model_dir_or_hub_id: str | Path = TOPIC_MODEL_DIR, **options: Any
+) -> TransformersBackend:
+    """The ``transformers`` topic backend: the shipped topic model unless told otherwise."""
+    return TransformersBackend(model_dir_or_hub_id, **options)
 
 
 class ZeroShotBackend:

@@ -130,3 +130,24 @@ def test_settings_pick_the_relevance_model(tmp_path: Path) -> None:
     assert analyzer.relevance_model is not None  # the shipped model
     with pytest.raises(ConfigError, match="NEWSMON_RELEVANCE_MODEL"):
         settings_analyzer(load_settings(data_dir=tmp_path, relevance_model=tmp_path / "nothing"))
+
+
+def test_settings_pick_the_topic_backend_and_model(tmp_path: Path) -> None:
+    from newsmon.errors import ConfigError
+    from newsmon.settings import load_settings
+    from nlp.pipeline import settings_topic_backend
+    from nlp.topics import EnsembleBackend, RulesBackend
+    from nlp.transformers_backend import TOPIC_MODEL_DIR
+
+    ensemble = settings_topic_backend(load_settings(data_dir=tmp_path))
+    assert isinstance(ensemble, EnsembleBackend)  # the default, with its tuned weights
+    assert set(ensemble.label_weights) == set(RulesBackend().labels)
+    assert isinstance(
+        settings_topic_backend(load_settings(data_dir=tmp_path, topic_backend="rules")), RulesBackend
+    )
+    chosen = settings_topic_backend(
+        load_settings(data_dir=tmp_path, topic_backend="transformers", topic_model=TOPIC_MODEL_DIR)
+    )
+    assert chosen.labels == sorted(RulesBackend().labels)
+    with pytest.raises(ConfigError, match="NEWSMON_TOPIC_MODEL"):
+        settings_topic_backend(load_settings(data_dir=tmp_path, topic_model=tmp_path / "nothing"))
