@@ -30,7 +30,13 @@ class PhraseMatcher(Generic[T]):
             key = tuple(norm_key(t) for t in tokens)
             if key and all(key):
                 self._table.setdefault(key, []).append(payload)
-        self._max_len = max((len(k) for k in self._table), default=0)
+        # First token -> the phrase lengths starting with it, longest first: most tokens
+        # start no phrase and cost one dict lookup (every document is scanned ~20 times).
+        self._lengths: dict[str, list[int]] = {}
+        for key in self._table:
+            self._lengths.setdefault(key[0], []).append(len(key))
+        for lengths in self._lengths.values():
+            lengths.sort(reverse=True)
 
     def find(self, tokens: Sequence[str], keys: Sequence[str] | None = None) -> list[Hit[T]]:
         """Matches in tokens; keys (their norm_key, if already computed) saves the work."""
@@ -38,8 +44,8 @@ class PhraseMatcher(Generic[T]):
         hits: list[Hit[T]] = []
         i = 0
         while i < len(keys):
-            for n in range(min(self._max_len, len(keys) - i), 0, -1):
-                payloads = self._table.get(tuple(keys[i : i + n]))
+            for n in self._lengths.get(keys[i], ()):
+                payloads = self._table.get(tuple(keys[i : i + n])) if i + n <= len(keys) else None
                 if payloads:
                     surface = " ".join(tokens[i : i + n])
                     hits.extend(Hit(p, surface, i) for p in payloads)
