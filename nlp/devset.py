@@ -167,12 +167,9 @@ def _labelled_rows(shared: Path, path: Path) -> Iterable[tuple[dict[str, str], S
 
 
 @dataclass(frozen=True)
-class DevItem:
+class _Ref:
     source: str
     ref: str
-    label: bool
-    note: str
-    doc: SharedText
 
     @property
     def key(self) -> str:
@@ -181,6 +178,13 @@ class DevItem:
     @property
     def holdout(self) -> bool:
         return is_holdout(self.key)
+
+
+@dataclass(frozen=True)
+class DevItem(_Ref):
+    label: bool
+    note: str
+    doc: SharedText
 
 
 def load_alert_devset(shared: Path, path: Path = ALERT_DEVSET) -> list[DevItem]:
@@ -191,20 +195,10 @@ def load_alert_devset(shared: Path, path: Path = ALERT_DEVSET) -> list[DevItem]:
 
 
 @dataclass(frozen=True)
-class TopicItem:
-    source: str
-    ref: str
+class TopicItem(_Ref):
     labels: frozenset[str]
     note: str
     doc: SharedText
-
-    @property
-    def key(self) -> str:
-        return f"{self.source}:{self.ref}"
-
-    @property
-    def holdout(self) -> bool:
-        return is_holdout(self.key)
 
 
 def load_topic_devset(shared: Path, path: Path = TOPIC_DEVSET) -> list[TopicItem]:
