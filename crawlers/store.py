@@ -25,9 +25,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from crawlers.urls import canonicalize
+from crawlers.urls import canonicalize, on_domains
 from newsmon.errors import NewsmonError
 from newsmon.locks import file_lock, try_lock
 from newsmon.models import Article, utcnow
@@ -240,11 +239,6 @@ class CrawlStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (fingerprint, url, status, json.dumps(headers), body, time.time()),
         )
-
-
-def on_domains(url: str, domains: list[str]) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 # ---------------------------------------------------------------------- locks

@@ -64,6 +64,12 @@ def canonicalize(url: str, homepage: str | None = None) -> str:
     return normalize_url(url, strict=False)
 
 
+def on_domains(url: str, domains: list[str]) -> bool:
+    """Whether the URL's host is one of ``domains`` or a subdomain of one."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
 def host_port(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)

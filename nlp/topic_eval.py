@@ -23,6 +23,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,7 @@ def tune_ensemble(
         truth = [label in g for g in gold]
         pairs = [(r.get(label, 0.0), m.get(label, 0.0)) for r, m in zip(rules, model, strict=True)]
 
-        def f1(
-            w: float, t: float, pairs: list[tuple[float, float]] = pairs, truth: list[bool] = truth
-        ) -> float:
-            return _mix_f1(pairs, truth, w, t)
+        f1 = partial(_mix_f1, pairs, truth)  # f1(w, t)
 
         alone = {"rules": (0.0, rules_threshold(label)), "transformers": (1.0, 0.5)}
         alone_f1 = {name: f1(*setting) for name, setting in alone.items()}

@@ -21,8 +21,8 @@ from crawlers.discover import DiscoveryError, Link, feed_links, list_links, site
 from crawlers.extract import LANG_TZ
 from crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
 from crawlers.registry import Source
-from crawlers.store import CrawlStore, on_domains
-from crawlers.urls import canonicalize
+from crawlers.store import CrawlStore
+from crawlers.urls import canonicalize, on_domains
 
 T = TypeVar("T")
 # A sitemap index may point at sitemaps, which may be indexes again; stop somewhere.
