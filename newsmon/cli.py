@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
@@ -110,12 +111,50 @@ def _mount() -> None:
 _mount()
 
 
+def service_error(exc: BaseException) -> str | None:
+    """One line for a failure of Elasticsearch that reached the top unexplained, else None."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    if isinstance(exc, TransportError):
+        return f"cannot reach Elasticsearch at {_es_url()}: {_root_cause(exc)}"
+    if isinstance(exc, ApiError):
+        return f"Elasticsearch at {_es_url()} refused the request: {exc.meta.status} {exc.message}"
+    return None
+
+
+def _es_url() -> str:
+    try:
+        return get_settings().es_url
+    except NewsmonError:
+        return "NEWSMON_ES_URL"
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost OS-level reason ('Connection refused') instead of urllib3's nesting."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(str(exc).split())[:200]
+
+
+def _fail(line: str) -> None:
+    # Text, not markup: the line may hold brackets from a URL or a server's message.
+    console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     try:
         app()
     except NewsmonError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except Exception as exc:
+        if (line := service_error(exc)) is None:
+            raise  # a bug: its traceback is what a report needs
+        _fail(line)
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)

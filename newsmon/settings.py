@@ -74,12 +74,17 @@ class Settings(BaseSettings):
     # NoDecode: the variable is plain comma-separated text, not JSON.
     alert_to: Annotated[list[str], NoDecode] = []
     alert_rules: Path | None = None  # None: the packaged newsmon/alerts/rules.yaml
+    # More new stories than this for an immediate rule in one run (a first run, a backfill,
+    # a run after an outage) go out as one digest instead of one mail each.
+    alert_flood_threshold: int = 20
     # Analysis: topic backend (rules | transformers | ensemble) and the relevance model's
     # folder (None: the shipped nlp/models/tech_relevance). The ensemble of the rules and the
     # shipped topic model scores best on the held-out topic set (README, "Topics, measured").
     topic_backend: str = "ensemble"
     relevance_model: Path | None = None
     topic_model: Path | None = None  # None: the shipped nlp/models/topics (transformers, ensemble)
+    # Kiwi's worker threads for batch analysis (-1: one per core; 0 is read as 1).
+    kiwi_workers: int = -1
     # Fixed, so the demo's article URLs (and so their ids) are the same from run to run.
     demo_port: int = 8645
     user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitoring bot)"
@@ -115,6 +120,41 @@ class Settings(BaseSettings):
     def _check_port(cls, value: int) -> int:
         if not 0 < value < 65536:
             raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("alert_flood_threshold")
+    @classmethod
+    def _check_threshold(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be 1 or more")
+        return value
+
+    @field_validator("kiwi_workers")
+    @classmethod
+    def _check_workers(cls, value: int) -> int:
+        if value < -1:
+            raise ValueError("must be -1 (one per core), or 0 or more")
+        return value
+
+    @field_validator("relevance_model", "topic_model")
+    @classmethod
+    def _check_model_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value / "config.json").is_file():
+            raise ValueError("no model folder there (a folder with config.json, as `newsmon train` writes)")
+        return value
+
+    @field_validator("alert_rules", "es_ca_certs")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, value: Path) -> Path:
+        if not value.exists():
+            raise ValueError("no such file or folder")
         return value
 
     @field_validator("alert_to", mode="before")

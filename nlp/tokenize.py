@@ -8,22 +8,18 @@ Latin or mixed-script alias ("Entity List", "ECCN 3A090", "美 상무부") comes
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
+from newsmon.settings import get_settings
 from nlp.lexicon import dictionary_words, norm_key, phrase_lang, protected_pattern, stopwords
 
 if TYPE_CHECKING:
     from jieba import Tokenizer as JiebaTokenizer
     from kiwipiepy import Kiwi
 
-KIWI_WORKERS_ENV = "NEWSMON_KIWI_WORKERS"
-# Kiwi >= 0.21: -1 = one worker thread per core; 0 = no worker thread, which also disables
-# the batch API this module relies on, so 0 is read as 1.
-DEFAULT_KIWI_WORKERS = -1
 # A pathological page (a 2 MB table dump) must not stall a batch; news bodies are far shorter.
 MAX_CHARS = 30_000
 
@@ -36,8 +32,11 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def kiwi_workers() -> int:
-    raw = os.environ.get(KIWI_WORKERS_ENV, "").strip()
-    return (int(raw) or 1) if raw else DEFAULT_KIWI_WORKERS
+    """NEWSMON_KIWI_WORKERS, checked with the other settings (a bad value is one line).
+
+    Kiwi >= 0.21: -1 = one worker thread per core; 0 = no worker thread, which also disables
+    the batch API this module relies on, so 0 is read as 1."""
+    return get_settings().kiwi_workers or 1
 
 
 def split_protected(text: str) -> Iterator[tuple[bool, str]]:

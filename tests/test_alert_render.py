@@ -10,7 +10,8 @@ from email.message import EmailMessage
 from newsmon.alerts.ledger import Story, group_stories
 from newsmon.alerts.render import (
     MAX_COPIES_SHOWN,
-    MAX_STORIES_PER_MAIL,
+    MAX_DETAILED_STORIES,
+    MAX_STORIES_PER_DIGEST,
     SNIPPET_CHARS,
     Segment,
     batches,
@@ -132,9 +133,9 @@ def test_sizes_are_bounded() -> None:
     assert len(text) < 10_000 and len(html) < 20_000
 
     many = _stories(
-        [base.model_copy(update={"cluster_id": f"c{i}"}) for i in range(MAX_STORIES_PER_MAIL + 3)]
+        [base.model_copy(update={"cluster_id": f"c{i}"}) for i in range(MAX_STORIES_PER_DIGEST + 3)]
     )
-    assert [len(b) for b in batches("digest", many)] == [MAX_STORIES_PER_MAIL, 3]
+    assert [len(b) for b in batches("digest", many)] == [MAX_STORIES_PER_DIGEST, 3]
     assert [len(b) for b in batches("immediate", many[:3])] == [1, 1, 1]
 
 
@@ -155,3 +156,26 @@ def test_message_id_is_stable_for_a_story() -> None:
     assert _compose(story)["Message-ID"] == _compose(story)["Message-ID"]
     assert _compose(story)["Message-ID"] != _compose(_stories()[1:])["Message-ID"]
     assert _compose(story)["Message-ID"].endswith("@example.org>")
+
+
+def test_a_large_digest_lists_every_story_the_rest_one_line_each() -> None:
+    base = sample_articles()[3]
+    count = MAX_DETAILED_STORIES + 40
+    stories = _stories(
+        [
+            base.model_copy(
+                update={
+                    "cluster_id": f"c{i}",
+                    "title": f"出口管制 第{i}号",
+                    "canonical_url": f"https://x.cn/{i}",
+                }
+            )
+            for i in range(count)
+        ]
+    )
+    msg = _wire(compose(RULE, "digest", stories, sender="n@example.org", recipients=["a@example.org"]))
+    assert msg["Subject"].endswith(f": {count} stories")
+    text, html = _parts(msg)
+    assert all(f"出口管制 第{i}号" in text and f"出口管制 第{i}号" in html for i in range(count))
+    assert text.count("Why:") == MAX_DETAILED_STORIES
+    assert f"More stories ({count - MAX_DETAILED_STORIES})" in text and 'href="https://x.cn/64"' in html

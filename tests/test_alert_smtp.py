@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,9 @@ def _settings(port: int, **overrides: Any) -> Settings:
     return load_settings(smtp_host="127.0.0.1", smtp_port=port, alert_from="newsmon@example.org", **overrides)
 
 
-def _send(settings: Settings) -> None:
+def _send(settings: Settings, **article: Any) -> None:
     rule = load_rules()[0]
-    story = group_stories(rule.name, sample_articles())[1]
+    story = group_stories(rule.name, [a.model_copy(update=article) for a in sample_articles()])[1]
     msg = compose(rule, "immediate", [story], sender=settings.alert_from, recipients=TO)
     transport = SmtpTransport(settings)
     try:
@@ -59,6 +60,43 @@ def test_plain_smtp_delivers_a_parseable_message() -> None:
     assert mail.mail_from == "newsmon@example.org" and mail.rcpt_tos == TO
     assert mail.message["Subject"] == "[newsmon] 商务部：加强相关两用物项对美国出口管制"
     assert b"=?utf-8?" in mail.raw.split(b"\r\n\r\n", 1)[0]  # RFC 2047 on the wire
+
+
+# Encoded words that decode to CR/LF plus a forged header, in each form a title could carry them.
+_FORGED = base64.b64encode(b"x\r\nX-Injected: yes\r\nBcc: victim@example.org").decode()
+HOSTILE_TITLES = [
+    f"수출통제 강화 =?utf-8?b?{_FORGED}?=",
+    "수출통제 =?utf-8?q?x=0D=0AX-Injected:_yes?=",
+    f"=?UTF-8?B?{_FORGED}?= =?iso-8859-1?q?=0A=0DReply-To:_evil@example.org?=",
+    "export\r\nX-Injected: raw\u2028X-Other: yes\x85X-Next: yes",
+]
+
+
+@pytest.mark.parametrize("title", HOSTILE_TITLES)
+def test_crawled_title_never_becomes_a_header(title: str) -> None:
+    with SmtpSink() as sink:
+        _send(_settings(sink.port), title=title)
+        [mail] = sink.wait_for(1)
+    head = mail.raw.split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line[:1] not in (b" ", b"\t")]
+    # Exactly the headers compose() sets, each once, and nothing else.
+    assert sorted(names) == sorted(
+        [
+            b"Subject",
+            b"From",
+            b"To",
+            b"Date",
+            b"Message-ID",
+            b"Auto-Submitted",
+            b"X-Newsmon-Rule",
+            b"Content-Type",
+            b"MIME-Version",
+        ]
+    )
+    assert mail.rcpt_tos == TO and mail.message["Reply-To"] is None and mail.message["Bcc"] is None
+    subject = str(mail.message["Subject"])
+    assert "\r" not in subject and "\n" not in subject and "X-Injected" not in mail.message
+    assert subject.startswith("[newsmon] ")
 
 
 def test_starttls_with_auth(cert: tuple[Path, Path]) -> None:

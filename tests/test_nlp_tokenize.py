@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from newsmon.errors import ConfigError
+from newsmon.settings import get_settings
 from nlp.lang import detect_lang
 from nlp.lexicon import dictionary_words, lexicon, load_data, norm_key, script_of
 from nlp.match import lexicon_matcher
@@ -126,9 +128,16 @@ def test_detect_lang(text: str, hint: str | None, expected: str | None) -> None:
 
 
 def test_kiwi_workers_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NEWSMON_KIWI_WORKERS", "0")
-    assert kiwi_workers() == 1  # 0 would disable Kiwi's batch API
-    monkeypatch.setenv("NEWSMON_KIWI_WORKERS", "2")
-    assert kiwi_workers() == 2
-    monkeypatch.delenv("NEWSMON_KIWI_WORKERS")
-    assert kiwi_workers() == -1
+    def workers(value: str | None) -> int:
+        if value is None:
+            monkeypatch.delenv("NEWSMON_KIWI_WORKERS", raising=False)
+        else:
+            monkeypatch.setenv("NEWSMON_KIWI_WORKERS", value)
+        get_settings.cache_clear()
+        return kiwi_workers()
+
+    assert workers("0") == 1  # 0 would disable Kiwi's batch API
+    assert workers("2") == 2
+    assert workers(None) == -1
+    with pytest.raises(ConfigError, match="NEWSMON_KIWI_WORKERS"):
+        workers("abc")

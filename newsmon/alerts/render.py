@@ -24,10 +24,12 @@ from newsmon.alerts.rules import AlertRule, Mode
 from newsmon.models import Article, utcnow
 
 SNIPPET_CHARS = 280
-MAX_STORIES_PER_MAIL = 25
+MAX_DETAILED_STORIES = 25  # a digest shows these in full, the rest one line each
+MAX_STORIES_PER_DIGEST = 2000  # bounds one mail (about 1 MB); more stories make more parts
 MAX_COPIES_SHOWN = 8
 MAX_TITLE_CHARS = 200
 MAX_SUBJECT_TITLE_CHARS = 110
+MAX_SUBJECT_CHARS = 200
 MAX_TOPICS = 5
 MAX_LINES = 6  # reasons / evidence items per story
 MAX_LINE_CHARS = 160
@@ -51,6 +53,13 @@ def clean(value: str, limit: int) -> str:
     kept = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in value)
     line = " ".join(kept.split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def header_text(value: str, limit: int) -> str:
+    """Untrusted text for a mail header: one clean line in which nothing reads as an RFC 2047
+    encoded word. ``email.policy.default`` decodes ``=?charset?b?...?=`` in an assigned value,
+    so an encoded CR/LF would come back as a real line break, i.e. a forged header."""
+    return clean(value, limit).replace("=?", "= ?")
 
 
 def safe_url(url: str) -> str | None:
@@ -174,14 +183,16 @@ def message_id(rule: AlertRule, stories: list[Story], sender: str) -> str:
     return f"<{digest}.{rule.name}@{_mail_domain(sender)}>"
 
 
-def subject_for(rule: AlertRule, mode: Mode, views: list[StoryView], part: tuple[int, int], day: str) -> str:
+def subject_for(
+    rule: AlertRule, mode: Mode, count: int, views: list[StoryView], part: tuple[int, int], day: str
+) -> str:
     if mode == "immediate":
         view = views[0]
-        title = clean(view.article.title, MAX_SUBJECT_TITLE_CHARS)
+        title = header_text(view.article.title, MAX_SUBJECT_TITLE_CHARS)
         extra = f" (+{len(view.copies) + view.more_copies} outlets)" if view.copies else ""
         return f"[newsmon] {title}{extra}"
     of = f" ({part[0]}/{part[1]})" if part[1] > 1 else ""
-    return f"[newsmon] {rule.name} digest {day}: {len(views)} stories{of}"
+    return f"[newsmon] {rule.name} digest {day}: {count} {'story' if count == 1 else 'stories'}{of}"
 
 
 def compose(
@@ -197,19 +208,23 @@ def compose(
 ) -> EmailMessage:
     """One alert email for ``stories`` (one story in immediate mode, a batch in a digest)."""
     now = now or utcnow()
-    views = [StoryView.of(rule, s) for s in stories[:MAX_STORIES_PER_MAIL]]
-    subject = subject_prefix + subject_for(rule, mode, views, part, f"{now:%Y-%m-%d}")
+    views = [StoryView.of(rule, s) for s in stories[:MAX_DETAILED_STORIES]]
+    briefs = [ArticleView.of(s.primary) for s in stories[MAX_DETAILED_STORIES:MAX_STORIES_PER_DIGEST]]
+    subject = subject_prefix + subject_for(rule, mode, len(stories), views, part, f"{now:%Y-%m-%d}")
     context = {
         "rule": rule,
         "mode": mode,
         "stories": views,
+        "briefs": briefs,
+        "total": len(views) + len(briefs),
         "subject": subject,
         "generated": format_when(now),
         "part": part,
         "retry": any(s.maybe_sent for s in stories),
     }
     msg = EmailMessage()  # policy.default, utf8=False: non-ASCII headers become encoded-words
-    msg["Subject"] = subject
+    # Every header value is plain text built here; header_text keeps crawled text in it inert.
+    msg["Subject"] = header_text(subject, MAX_SUBJECT_CHARS)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(now)
@@ -222,6 +237,6 @@ def compose(
 
 
 def batches(mode: Mode, stories: list[Story]) -> list[list[Story]]:
-    """Immediate: one mail per story. Digest: mails of at most MAX_STORIES_PER_MAIL stories."""
-    size = 1 if mode == "immediate" else MAX_STORIES_PER_MAIL
+    """Immediate: one mail per story. Digest: one mail, or parts of MAX_STORIES_PER_DIGEST."""
+    size = 1 if mode == "immediate" else MAX_STORIES_PER_DIGEST
     return [stories[i : i + size] for i in range(0, len(stories), size)]

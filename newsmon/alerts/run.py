@@ -22,7 +22,7 @@ from newsmon.alerts.ledger import Ledger, group_stories
 from newsmon.alerts.mailer import Outbox, SmtpError, SmtpTransport, Transport
 from newsmon.alerts.render import batches, compose
 from newsmon.alerts.rules import AlertRule, Mode, load_rules, rules_path
-from newsmon.alerts.search import search_new
+from newsmon.alerts.search import search_pages
 from newsmon.errors import NewsmonError
 from newsmon.models import utcnow
 from newsmon.settings import Settings
@@ -81,18 +81,26 @@ def _match(
     stats: AlertRunStats,
     say: Progress,
 ) -> None:
+    """Record every match of ``rule`` in its window, a page at a time.
+
+    Each page is recorded together with a checkpoint just behind it, so a run that dies half
+    way resumes where it stopped; re-recording a story is harmless (pending merges, sent skips).
+    """
     since = ledger.checkpoint(rule.name) or until - FIRST_RUN_LOOKBACK
     until = max(since, until)  # never move a checkpoint back (clock adjustments)
-    articles, total = search_new(client, alias, rule, since, until)
-    if total > len(articles):
-        say(f"rule {rule.name}: {total} matches, only the first {len(articles)} are alerted")
-    before = ledger.record_matches(rule.name, group_stories(rule.name, articles), until)
-    new = sum(state is None for state in before.values())
-    done = sum(state in ("sending", "sent") for state in before.values())
-    stats.matched += len(articles)
+    matched = new = done = 0
+    for page in search_pages(client, alias, rule, since, until):
+        before = ledger.record_matches(rule.name, group_stories(rule.name, page.articles), page.handled_until)
+        matched += len(page.articles)
+        new += sum(state is None for state in before.values())
+        done += sum(state in ("sending", "sent") for state in before.values())
+        if matched > len(page.articles):
+            say(f"rule {rule.name}: {matched} matching articles so far")
+    ledger.record_matches(rule.name, [], until)
+    stats.matched += matched
     stats.new_stories += new
     stats.skipped_already_sent += done
-    say(f"rule {rule.name}: {len(articles)} new matching articles, {new} new stories, {done} already sent")
+    say(f"rule {rule.name}: {matched} new matching articles, {new} new stories, {done} already sent")
 
 
 def _deliver(
@@ -116,11 +124,17 @@ def _deliver(
             f"alerts: rule '{rule.name}' has no recipients: set NEWSMON_ALERT_TO or the rule's recipients"
         )
         return True
-    groups = batches(rule.mode, pending)
+    # A flood of immediate alerts (a first run, a backfill, a run after an outage) goes out as
+    # a digest: one mail that lists every story rather than hundreds of separate ones.
+    flood = settings.alert_flood_threshold
+    mode: Mode = "digest" if len(pending) > flood else rule.mode
+    if mode != rule.mode:
+        say(f"rule {rule.name}: {len(pending)} stories to send (over {flood}): as one digest")
+    groups = batches(mode, pending)
     for number, group in enumerate(groups, start=1):
         msg = compose(
             rule,
-            rule.mode,
+            mode,
             group,
             sender=settings.alert_from,
             recipients=recipients,

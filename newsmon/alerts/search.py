@@ -7,8 +7,13 @@ over the documents whose ``indexed`` time is newer than the rule's checkpoint.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from elasticsearch import ApiError, TransportError
 
 from index.docs import from_doc
 from index.search import text_fields
@@ -16,9 +21,8 @@ from newsmon.alerts.rules import AlertRule
 from newsmon.models import Article
 
 PAGE_SIZE = 200
-# More matches than this in one window is a flood (or a broken rule), not news: the
-# excess is dropped rather than mailed; the caller reports it.
-MAX_MATCHES_PER_RULE = 1000
+# A point in time lives this long between two pages (ES closes it after the last one).
+PIT_KEEP_ALIVE = "2m"
 _SOURCE_EXCLUDES = ["tokens"]
 
 
@@ -56,27 +60,51 @@ def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
-def search_new(
-    client: Any, alias: str, rule: AlertRule, since: datetime, until: datetime
-) -> tuple[list[Article], int]:
-    """Articles matching ``rule`` indexed in (since, until], oldest first, and the total."""
+@dataclass(frozen=True)
+class MatchPage:
+    """One page of matches, oldest first, and how far the window is handled after it.
+
+    ``handled_until``: every matching document indexed at or before it is in this page or an
+    earlier one (the last hit's time less one millisecond, because more documents with that
+    same time may be on the next page).
+    """
+
+    articles: list[Article]
+    handled_until: datetime
+
+
+def search_pages(
+    client: Any, alias: str, rule: AlertRule, since: datetime, until: datetime, *, size: int = PAGE_SIZE
+) -> Iterator[MatchPage]:
+    """Every article matching ``rule`` indexed in (since, until], a page at a time, oldest first.
+
+    A point in time with ``search_after`` pages through any number of matches on one stable
+    snapshot; memory stays one page.
+    """
     query = build_query(rule, since, until)
-    found: list[Article] = []
-    total = 0
-    # The window is closed at ``until``, so from/size paging sees a stable result set.
-    while len(found) < MAX_MATCHES_PER_RULE:
-        resp = client.search(
-            index=alias,
-            query=query,
-            sort=[{"indexed": {"order": "asc"}}],
-            size=min(PAGE_SIZE, MAX_MATCHES_PER_RULE - len(found)),
-            from_=len(found),
-            source_excludes=_SOURCE_EXCLUDES,
-            track_total_hits=True,
-        )
-        hits = resp["hits"]["hits"]
-        total = resp["hits"]["total"]["value"]
-        found += [from_doc(hit["_source"]) for hit in hits]
-        if not hits or len(found) >= total:
-            break
-    return found, total
+    pit = client.open_point_in_time(index=alias, keep_alive=PIT_KEEP_ALIVE)["id"]
+    try:
+        after: list[Any] | None = None
+        while True:
+            resp = client.search(
+                pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
+                query=query,
+                sort=[{"indexed": {"order": "asc"}}, {"_shard_doc": {"order": "asc"}}],
+                size=size,
+                search_after=after,
+                source_excludes=_SOURCE_EXCLUDES,
+                track_total_hits=False,
+            )
+            pit = resp.get("pit_id", pit)
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return
+            last_ms = int(hits[-1]["sort"][0])
+            handled = datetime.fromtimestamp((last_ms - 1) / 1000, tz=UTC)
+            yield MatchPage([from_doc(hit["_source"]) for hit in hits], max(since, handled))
+            if len(hits) < size:
+                return
+            after = hits[-1]["sort"]
+    finally:
+        with suppress(ApiError, TransportError):
+            client.close_point_in_time(id=pit)
