@@ -259,7 +259,7 @@ def index_articles(
     unchanged, dead-lettered or spooled). Creates the index and alias if they are missing.
     """
     client = client or es_client(settings)
-    retry = retry or Retry()
+    retry = retry or Retry(attempts=settings.es_retries)
     dead = DeadLetters(settings)
     writer = Writer(settings, client, retry=retry, dead=dead, stored_fields=["content_hash", "first_seen"])
     with Spool(settings) as spool, ThreadPoolExecutor(concurrency, thread_name_prefix="newsmon-bulk") as pool:

@@ -117,6 +117,11 @@ def index_command(
             out.print(_counts_table("indexed articles", report["index"]))
     if json_out:
         _print_json(report)
+    if files and stats.spooled:
+        raise NewsmonError(
+            f"Elasticsearch at {settings.es_url} did not take {stats.spooled} article(s): they are spooled "
+            f"under {settings.data_dir / 'spool'} and the next index run replays them"
+        )
 
 
 def search_command(

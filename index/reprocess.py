@@ -61,7 +61,7 @@ def reprocess(
     ``analyze`` (default: the NLP pipeline's ``analyze_articles``)."""
     analyze = analyze or default_analyze
     client = client or es_client(settings)
-    retry = retry or Retry()
+    retry = retry or Retry(attempts=settings.es_retries)
     writer = Writer(settings, client, retry=retry, dead=DeadLetters(settings), changed=analysis_changed)
     query = {"bool": {"filter": filter_clauses(site=site, since=since, until=until)}}
     stats = ReprocessStats()

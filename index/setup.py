@@ -190,7 +190,7 @@ class _Setup:
         self.result.migrated_from = old
 
     def _copy(self, new: str) -> int:
-        retry = Retry()
+        retry = Retry(attempts=self.settings.es_retries)
         copied = 0
         for hits in iter_pages(self.client, self.alias, {"match_all": {}}, retry):
             ops: list[dict[str, Any]] = []

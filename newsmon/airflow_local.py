@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -174,6 +175,19 @@ def login_help(home: Path, port: int, password: str | None) -> str:
 
 # Plain parameters, not typer.Option annotations: the DAG files import this module, and
 # importing typer would double their parse time.
+def _check_port_free(port: int) -> None:
+    """Fail in one line before Airflow starts half its services on a port it cannot have."""
+    if not 0 < port < 65536:
+        raise NewsmonError(f"airflow: --port must be between 1 and 65535 (got {port})")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))  # the API server listens on every interface
+        except OSError as exc:
+            raise NewsmonError(
+                f"airflow: port {port} is not free ({exc.strerror}); choose another with --port"
+            ) from None
+
+
 def newsmon_airflow_command(port: int = 8080, crawl_slots: int = CRAWL_POOL_SLOTS) -> None:
     """Run Airflow 3 standalone (SQLite under NEWSMON_DATA_DIR/airflow) with newsmon's DAGs.
 
@@ -185,6 +199,9 @@ def newsmon_airflow_command(port: int = 8080, crawl_slots: int = CRAWL_POOL_SLOT
 
     from newsmon.settings import get_settings
 
+    _check_port_free(port)
+    if crawl_slots < 1:
+        raise NewsmonError("airflow: --crawl-slots must be 1 or more")
     settings = get_settings()
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from newsmon.errors import NewsmonError
+from newsmon.errors import NewsmonError, service_error
 from newsmon.settings import get_settings
 
 app = typer.Typer(
@@ -83,6 +83,8 @@ def run(
         get_settings(), sources_path=sources, demo=demo, feeds_only=feeds_only, console=console
     )
     out.print(summary_table(summary))
+    if summary.error:
+        _fail(summary.error)
 
 
 def _mount() -> None:
@@ -111,33 +113,11 @@ def _mount() -> None:
 _mount()
 
 
-def service_error(exc: BaseException) -> str | None:
-    """One line for a failure of Elasticsearch that reached the top unexplained, else None."""
-    from elastic_transport import TransportError
-    from elasticsearch import ApiError
-
-    if isinstance(exc, TransportError):
-        return f"cannot reach Elasticsearch at {_es_url()}: {_root_cause(exc)}"
-    if isinstance(exc, ApiError):
-        return f"Elasticsearch at {_es_url()} refused the request: {exc.meta.status} {exc.message}"
-    return None
-
-
 def _es_url() -> str:
     try:
         return get_settings().es_url
     except NewsmonError:
         return "NEWSMON_ES_URL"
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost OS-level reason ('Connection refused') instead of urllib3's nesting."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        seen = seen.__cause__ or seen.__context__
-    return " ".join(str(exc).split())[:200]
 
 
 def _fail(line: str) -> None:
@@ -147,17 +127,28 @@ def _fail(line: str) -> None:
 
 
 def main() -> None:
+    # typer vendors click and exports no UsageError; the pinned typer keeps it here.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
     try:
-        app()
+        # standalone_mode=False: failures come here to be said in one line, not in a box.
+        code = app(standalone_mode=False, prog_name="newsmon")
+    except NoArgsIsHelpError as exc:  # a bare group (`newsmon`, `newsmon es`): its help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "newsmon"
+        _fail(f"{where}: {exc.format_message()} (see `{where} --help`)")
     except NewsmonError as exc:
         _fail(str(exc))
-    except Exception as exc:
-        if (line := service_error(exc)) is None:
-            raise  # a bug: its traceback is what a report needs
-        _fail(line)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        if (line := service_error(exc, _es_url())) is None:
+            raise  # a bug: its traceback is what a report needs
+        _fail(line)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -11,3 +11,25 @@ class ConfigError(NewsmonError):
 
 class ESNodeError(NewsmonError):
     """The local Elasticsearch node could not be built, started or stopped."""
+
+
+def service_error(exc: BaseException, es_url: str) -> str | None:
+    """One line for an Elasticsearch failure that no caller explained, else None (a bug)."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    if isinstance(exc, TransportError):
+        return f"cannot reach Elasticsearch at {es_url}: {_root_cause(exc)}"
+    if isinstance(exc, ApiError):
+        return f"Elasticsearch at {es_url} refused the request: {exc.meta.status} {exc.message}"
+    return None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost OS-level reason ('Connection refused') instead of urllib3's nesting."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(str(exc).split())[:200]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from newsmon.errors import NewsmonError
+from newsmon.errors import NewsmonError, service_error
 from newsmon.locks import file_lock
 from newsmon.models import Article
 from newsmon.settings import Settings
@@ -162,7 +162,11 @@ class ProcessStats:
 
 
 def process_inbox(
-    settings: Settings, *, progress: Progress | None = None, lock_wait: float = INBOX_LOCK_WAIT_S
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    lock_wait: float = INBOX_LOCK_WAIT_S,
+    stats: ProcessStats | None = None,
 ) -> ProcessStats:
     """Analyse and index every pending inbox file, then remove it.
 
@@ -173,11 +177,10 @@ def process_inbox(
     lock = inbox_dir(settings) / "process.lock"
     busy = f"another run is processing the inbox of {settings.data_dir} (lock {lock})"
     with file_lock(lock, timeout=lock_wait, busy=busy):
-        return _process_inbox(settings, progress)
+        return _process_inbox(settings, progress, stats or ProcessStats())
 
 
-def _process_inbox(settings: Settings, progress: Progress | None) -> ProcessStats:
-    stats = ProcessStats()
+def _process_inbox(settings: Settings, progress: Progress | None, stats: ProcessStats) -> ProcessStats:
     files = pending_inbox_files(settings)
     if not files:
         return stats
@@ -212,6 +215,7 @@ class RunSummary:
     process: ProcessStats
     alerts: dict[str, int]
     seconds: float
+    error: str | None = None  # the stage failure that ended the run early, as one line
 
 
 def run_once(
@@ -239,12 +243,20 @@ def run_once(
         crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
     from index.setup import setup_index
 
-    setup_index(settings)
-    processed = process_inbox(settings, progress=say)
-    alerts = run_alert_rules(settings, progress=say)
-    return RunSummary(
-        crawl=vars(crawl_stats), process=processed, alerts=alerts, seconds=time.monotonic() - started
-    )
+    summary = RunSummary(crawl=vars(crawl_stats), process=ProcessStats(), alerts={}, seconds=0.0)
+    try:
+        setup_index(settings)
+        # Filled in place, so a later failure still shows what was analysed, indexed and spooled.
+        process_inbox(settings, progress=say, stats=summary.process)
+        summary.alerts = run_alert_rules(settings, progress=say)
+    except NewsmonError as exc:
+        summary.error = str(exc)
+    except Exception as exc:
+        if (line := service_error(exc, settings.es_url)) is None:
+            raise
+        summary.error = line
+    summary.seconds = time.monotonic() - started
+    return summary
 
 
 def run_alert_rules(

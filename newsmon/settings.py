@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     es_password: str | None = None
     es_ca_certs: Path | None = None
     index_prefix: str = "newsmon"
+    # Tries of one Elasticsearch request through an outage, pausing 1 s, 2 s, 4 s ... (at most
+    # 30 s) between them; then the indexer spools what it could not write.
+    es_retries: int = 6
     data_dir: Path = Path("./var")
     sources: Path = DEFAULT_SOURCES
     smtp_host: str = "127.0.0.1"
@@ -125,6 +128,13 @@ class Settings(BaseSettings):
     @field_validator("alert_flood_threshold")
     @classmethod
     def _check_threshold(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be 1 or more")
+        return value
+
+    @field_validator("es_retries")
+    @classmethod
+    def _check_retries(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be 1 or more")
         return value
