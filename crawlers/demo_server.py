@@ -155,6 +155,15 @@ class DemoServer:
         """Requests received per path (query strings dropped)."""
         return self._server.hits
 
+    @property
+    def delay(self) -> float:
+        """Seconds every response waits; a test may change it while the server runs."""
+        return self._server.delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._server.delay = seconds
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

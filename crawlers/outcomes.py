@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import sys
 import zlib
 from typing import TYPE_CHECKING
@@ -53,9 +54,16 @@ PERMANENT_SKIPS = {
 
 
 def progress(line: str) -> None:
-    """One progress line for the parent process (stdout is reserved for these)."""
-    sys.stdout.write(line.replace("\n", " ") + "\n")
-    sys.stdout.flush()
+    """One progress line for the parent process (stdout is reserved for these).
+
+    Once the parent is gone (a broken pipe), stdout goes to /dev/null: the crawl is being
+    stopped (crawl_process.stop_with_parent), and every later line would raise again.
+    """
+    try:
+        sys.stdout.write(line.replace("\n", " ") + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def note(stats: StatsCollector, bucket: str, reason: str, url: str, detail: str = "") -> None:

@@ -143,6 +143,7 @@ def crawl(
             "feeds_only": feeds_only,
             "stores": {name: str(path) for name, path in stores.items()},
             "stats_file": str(stats_file),
+            "parent_pid": os.getpid(),  # the child stops when this process dies
             "scrapy": scrapy_settings(sources, settings, stores, log_file) | (scrapy_overrides or {}),
         }
         job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")

@@ -7,16 +7,20 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
 from crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
 from crawlers.registry import Source
-from crawlers.run import CrawlStats, crawl
+from crawlers.run import CrawlStats, crawl, runs_dir
 from crawlers.store import (
     CrawlStore,
     legacy_store_path,
@@ -28,7 +32,8 @@ from crawlers.store import (
 from newsmon.errors import NewsmonError
 from newsmon.locks import try_lock
 from newsmon.models import Article
-from newsmon.settings import Settings, load_settings
+from newsmon.pipeline import crawl_to_inbox
+from newsmon.settings import REPO_ROOT, Settings, load_settings
 
 pytestmark = pytest.mark.integration
 ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
@@ -304,3 +309,60 @@ def test_a_url_first_met_without_lastmod_keeps_the_newest_announced_one(tmp_path
     store.note_lastmods({"https://news.example.cn/never-seen.html": march9})  # no row made
     assert store.known("https://news.example.cn/never-seen.html") is None
     store.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (an exited child that nobody reaped yet does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "var")
+    with serve_demo(delay=2.0) as server:  # the whole crawl would take far longer than the grace
+        sources = demo_sources(server.url)
+        script = (
+            "from crawlers.demo_server import demo_sources\n"
+            "from newsmon.pipeline import crawl_to_inbox\n"
+            "from newsmon.settings import load_settings\n"
+            f"settings = load_settings(data_dir={str(settings.data_dir)!r})\n"
+            f"sources = demo_sources({server.url!r})\n"
+            "crawl_to_inbox(settings, sources, progress=lambda s: print(s, flush=True))\n"
+        )
+        parent = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+        )
+        assert parent.stdout is not None
+        child = 0
+        for line in parent.stdout:
+            if match := re.match(r"crawl process pid=(\d+)", line):
+                child = int(match[1])
+            elif line.startswith("new ") and child:
+                break
+        parent.kill()  # SIGKILL: no clean-up of any kind in the parent
+        parent.wait()
+        deadline = time.monotonic() + ORPHAN_POLL_S + ORPHAN_GRACE_S + 2
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(child), "the crawl child outlived its parent"
+        fetched = sum(server.hits.values())
+        time.sleep(2)
+        assert sum(server.hits.values()) == fetched  # it stopped crawling, too
+        # Its locks went with it, and it did not fill its log with broken-pipe tracebacks.
+        for source in sources:
+            lock = try_lock(lock_path(settings.data_dir, source.name))
+            assert lock is not None
+            lock.close()
+        [run] = runs_dir(settings.data_dir).iterdir()
+        assert "BrokenPipeError" not in (run / "crawl.stderr").read_text(encoding="utf-8")
+        assert (run / "crawl.stderr").stat().st_size < 20_000
+
+        server.delay = 0.0
+        second = crawl_to_inbox(settings, sources)
+        assert second.exit_code == 0
+    inbox = settings.data_dir / "inbox"
+    ids = [a.id for f in [*inbox.glob("*.jsonl"), *inbox.glob("*.jsonl.part")] for a in read_articles(f)]
+    assert len(ids) == len(set(ids)) == DEMO_ARTICLES
