@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -83,3 +84,49 @@ class SourceRateThrottle(AutoThrottle):
         super()._adjust_delay(slot, latency, response)
         key = response.request.meta.get("download_slot") if response.request else None
         slot.delay = max(slot.delay, self.floors.get(key or "", 0.0))
+
+
+class StrictGunzip:
+    """Decodes ``Content-Encoding: gzip`` bodies itself, and strictly.
+
+    Scrapy's own decoder returns whatever prefix it could inflate, so a truncated or junk
+    stream became a garbled "article". Here a stream that does not end cleanly is a counted
+    skip (``broken_gzip``), and inflating past DOWNLOAD_MAXSIZE is ``too_large``. It runs just
+    before Scrapy's HttpCompressionMiddleware, which then sees a plain body (other encodings
+    are left to it).
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+
+    def process_response(self, request: Request, response: Response, spider: object = None) -> Response:
+        encodings = [e.strip().lower() for e in response.headers.getlist("Content-Encoding")]
+        if encodings not in ([b"gzip"], [b"x-gzip"]) or request.method == "HEAD" or not response.body:
+            return response
+        try:
+            body = gunzip_strict(response.body, self.max_size)
+        except (zlib.error, EOFError) as exc:
+            raise BlockedRequest("broken_gzip", f"broken gzip body: {exc}") from None
+        except OverflowError:
+            raise BlockedRequest("too_large", f"gzip body inflates past {self.max_size} B") from None
+        headers = response.headers.copy()
+        del headers["Content-Encoding"]
+        return response.replace(body=body, headers=headers)
+
+
+def gunzip_strict(data: bytes, max_size: int) -> bytes:
+    """Inflate one gzip stream, at most ``max_size`` bytes; EOFError if it is cut short."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out = bytearray()
+    while data:
+        out += inflater.decompress(data, max_size + 1 - len(out))
+        if len(out) > max_size:
+            raise OverflowError(len(out))
+        data = inflater.unconsumed_tail
+    if not inflater.eof:
+        raise EOFError("the gzip stream ends before its end marker")
+    return bytes(out)

@@ -183,6 +183,12 @@ def crawl(
         errors["crawl_process"] = errors.get("crawl_process", 0) + 1
         say(f"crawl process exited with code {exit_code}; see {run / 'crawl.stderr'} and {log_file}")
     skipped = _prefixed(raw, "newsmon/skipped/") | ({"source_busy": len(busy)} if busy else {})
+    if raw.get("finish_reason") == "closespider_timeout":
+        skipped["time_budget"] = 1
+        say(
+            f"crawl stopped at its time budget (NEWSMON_CRAWL_MAX_SECONDS={settings.crawl_max_seconds}); "
+            "the next run goes on where it left off"
+        )
     articles = Counter(_prefixed(raw, "newsmon/articles/"))
     return CrawlStats(
         pages_fetched=int(raw.get("downloader/response_count", 0)),

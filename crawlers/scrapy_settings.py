@@ -38,11 +38,15 @@ def scrapy_settings(
         "CONCURRENT_REQUESTS": 16,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
         "DOWNLOAD_SLOTS": slots,
-        "DOWNLOAD_TIMEOUT": 30,
+        "DOWNLOAD_TIMEOUT": settings.crawl_page_timeout,
         "DOWNLOAD_MAXSIZE": MAX_PAGE_BYTES,
         "DOWNLOAD_WARNSIZE": MAX_PAGE_BYTES // 2,
         "RETRY_ENABLED": True,
-        "RETRY_TIMES": 2,
+        "RETRY_TIMES": 1,  # a page that timed out costs at most two DOWNLOAD_TIMEOUTs
+        # The run's wall-time budget: the spider closes (its stores committed) when it is spent.
+        "CLOSESPIDER_TIMEOUT": settings.crawl_max_seconds,
+        "NEWSMON_MAX_CHILD_SITEMAPS": settings.crawl_max_child_sitemaps,
+        "NEWSMON_MAX_SITEMAP_URLS": settings.crawl_max_sitemap_urls,
         "RETRY_HTTP_CODES": [429, 500, 502, 503, 504, 522, 524, 408],
         "REDIRECT_MAX_TIMES": 5,
         "AUTOTHROTTLE_ENABLED": True,  # as SourceRateThrottle, which replaces the stock extension
@@ -53,7 +57,11 @@ def scrapy_settings(
             "scrapy.extensions.throttle.AutoThrottle": None,
             "crawlers.middlewares.SourceRateThrottle": 0,
         },
-        "DOWNLOADER_MIDDLEWARES": {"crawlers.middlewares.PrivateAddressGuard": 50},
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawlers.middlewares.PrivateAddressGuard": 50,
+            # Just above Scrapy's HttpCompressionMiddleware (590): sees the raw body first.
+            "crawlers.middlewares.StrictGunzip": 595,
+        },
         "ITEM_PIPELINES": {"crawlers.pipelines.ArticlePipeline": 300},
         "NEWSMON_PRIVATE_ALLOWED": sorted({host_port(url) for url in local}),
         "NEWSMON_STORES": {name: str(path) for name, path in stores.items()},  # by source name

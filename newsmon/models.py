@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import AfterValidator, BaseModel, Field, computed_field
+
+# Bounds on the short fields a hostile page controls: longer values are cut (with an
+# ellipsis), never rejected, so the article is kept. Real headlines stay far below these.
+MAX_TITLE_CHARS = 500
+MAX_NAME_CHARS = 200  # an author, a source or site name, a language tag
+MAX_AUTHORS = 20
+
+
+def cut(value: str, limit: int) -> str:
+    """``value`` if it fits in ``limit`` characters, else its first ``limit - 1`` and an ellipsis."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+Title = Annotated[str, AfterValidator(lambda v: cut(v, MAX_TITLE_CHARS))]
+Name = Annotated[str, AfterValidator(lambda v: cut(v, MAX_NAME_CHARS))]
+Authors = Annotated[list[Name], AfterValidator(lambda v: v[:MAX_AUTHORS])]
 
 
 def url_id(canonical_url: str) -> str:
@@ -39,13 +56,13 @@ class Article(BaseModel):
     # --- extraction
     url: str
     canonical_url: str
-    source: str = ""  # registry name of the outlet
-    site: str = ""  # host of the canonical URL
-    title: str = ""
+    source: Name = ""  # registry name of the outlet
+    site: Name = ""  # host of the canonical URL
+    title: Title = ""
     text: str = ""
     published: datetime | None = None
-    authors: list[str] = Field(default_factory=list)
-    lang: str | None = None
+    authors: Authors = Field(default_factory=list)
+    lang: Name | None = None
     fetched: datetime = Field(default_factory=utcnow)
     extractor: str = ""
 

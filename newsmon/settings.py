@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     topic_backend: str = "ensemble"
     relevance_model: Path | None = None
     topic_model: Path | None = None  # None: the shipped nlp/models/topics (transformers, ensemble)
+    # Crawl budgets, per source and run, so that one hostile or huge site cannot stall a run:
+    # child sitemaps followed from sitemap indexes, article URLs taken from one sitemap (the
+    # newest first), the run's wall time, and one page's download time (tried twice at most).
+    crawl_max_child_sitemaps: int = 50
+    crawl_max_sitemap_urls: int = 1000
+    crawl_max_seconds: int = 1800
+    crawl_page_timeout: int = 15
     # Kiwi's worker threads for batch analysis (-1: one per core; 0 is read as 1).
     kiwi_workers: int = -1
     # Fixed, so the demo's article URLs (and so their ids) are the same from run to run.
@@ -125,16 +132,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port between 1 and 65535")
         return value
 
-    @field_validator("alert_flood_threshold")
+    @field_validator(
+        "es_retries",
+        "alert_flood_threshold",
+        "crawl_max_child_sitemaps",
+        "crawl_max_sitemap_urls",
+        "crawl_max_seconds",
+        "crawl_page_timeout",
+    )
     @classmethod
-    def _check_threshold(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be 1 or more")
-        return value
-
-    @field_validator("es_retries")
-    @classmethod
-    def _check_retries(cls, value: int) -> int:
+    def _check_positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be 1 or more")
         return value

@@ -8,6 +8,7 @@ in ``meta["source"]``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,13 @@ from crawlers.store import CrawlStore
 from crawlers.urls import canonicalize, on_domains
 
 T = TypeVar("T")
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _link_time(link: Link) -> datetime | None:
+    return link.lastmod or link.published
+
+
 # A sitemap index may point at sitemaps, which may be indexes again; stop somewhere.
 MAX_SITEMAP_DEPTH = 3
 
@@ -53,6 +61,7 @@ class NewsSpider(Spider):
         # page (no lastmod) is fetched before its sitemap entry is read; without this its seen
         # mark would keep no lastmod and a later, newer one could not be told apart.
         self._announced: dict[str, dict[str, datetime]] = {name: {} for name in self.sources}
+        self._child_sitemaps: Counter[str] = Counter()  # per source, this run
 
     def closed(self, reason: str) -> None:
         for name, store in self.stores.items():
@@ -116,11 +125,15 @@ class NewsSpider(Spider):
             return
         progress(f"sitemap {response.url}: {len(sitemap.links)} links")
         if not sitemap.is_index:
-            for link in sitemap.links:
+            for link in self._within_budget(sitemap.links, "NEWSMON_MAX_SITEMAP_URLS", response.url):
                 yield from self._article(link, source)
             return
         depth = response.meta.get("sitemap_depth", 0)
+        budget = self.settings.getint("NEWSMON_MAX_CHILD_SITEMAPS")
         for link in sitemap.links:
+            if self._child_sitemaps[source.name] >= budget:
+                self._over_budget("sitemap_budget", response.url, sitemap.links, link)
+                return
             if link.url in self._sitemaps:
                 note(self.crawler.stats, SKIPPED, "sitemap_loop", link.url)
             elif depth >= MAX_SITEMAP_DEPTH:
@@ -128,7 +141,23 @@ class NewsSpider(Spider):
             elif self.since and link.lastmod and link.lastmod < self.since:
                 note(self.crawler.stats, SKIPPED, "before_since", link.url)
             else:
+                self._child_sitemaps[source.name] += 1
                 yield self._discovery(link.url, source, self.parse_sitemap, depth + 1)
+
+    def _within_budget(self, links: list[Link], setting: str, where: str) -> list[Link]:
+        """The newest ``setting`` links (undated ones last); the rest are counted, not fetched."""
+        budget = self.settings.getint(setting)
+        if len(links) <= budget:
+            return links
+        newest = sorted(links, key=lambda link: _link_time(link) or _NEVER, reverse=True)
+        self._over_budget("sitemap_url_budget", where, newest, newest[budget])
+        return newest[:budget]
+
+    def _over_budget(self, reason: str, where: str, links: list[Link], first_left: Link) -> None:
+        """Count every link from ``first_left`` on as skipped for ``reason``, in one log line."""
+        left = len(links) - links.index(first_left)
+        self.crawler.stats.inc_value(f"newsmon/{SKIPPED}/{reason}", left - 1)
+        note(self.crawler.stats, SKIPPED, reason, where, f"{left} entries left out")
 
     def _article(self, link: Link, source: Source) -> Iterator[Request]:
         url, published, lastmod = link.url, link.published, link.lastmod
