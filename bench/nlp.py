@@ -1,6 +1,6 @@
 """Throughput of the NLP pipeline against raw Kiwi tokenization of the same Korean documents.
 
-    .venv/bin/python bench/nlp.py [--docs 300] [--rounds 3] [--cores 2] [--topics ensemble]
+    .venv/bin/python bench/nlp.py [--docs 300] [--rounds 3] [--cores 2] [--topics signal]
 
 Each mode runs in a fresh child process pinned to the same cores, so load times and peak
 memory are its own. Reads the Korean articles in ../shared/data (or $NEWSMON_SHARED_DATA).
@@ -31,7 +31,7 @@ def korean_docs(n: int) -> list[tuple[str, str]]:
     return [base[i % len(base)] for i in range(n)]
 
 
-def run_mode(mode: str, n: int, rounds: int, topics: str = "rules") -> dict[str, float]:
+def run_mode(mode: str, n: int, rounds: int, topics: str = "signal") -> dict[str, float]:
     docs = korean_docs(n)
     if mode == "raw":
         from kiwipiepy import Kiwi
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--topics", default="rules", help="topic backend: rules, transformers, ensemble")
+    parser.add_argument("--topics", default="signal", help="topic backend: signal, rules, transformers, ensemble")
     parser.add_argument("--mode", choices=("raw", "analyze"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:

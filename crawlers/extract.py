@@ -615,6 +615,15 @@ def _trafilatura(html_text: str, url: str, favor_precision: bool = False) -> str
     )
 
 
+def _recall_fallback(html_text: str, url: str, text: str) -> str | None:
+    """trafilatura's recall-mode body when ours is short and that one is at least twice as long."""
+    recalled = (
+        trafilatura.extract(html_text, url=url, include_comments=False, deduplicate=False, favor_recall=True)
+        or ""
+    )
+    return recalled if text_weight(recalled) >= 2 * max(text_weight(text), 1) else None
+
+
 def _body(
     tree: Any,
     html_text: str,
@@ -752,8 +761,15 @@ def extract_article(
     fetched: datetime | None = None,
     *,
     content_type: str | None = None,
+    announced: bool = False,
 ) -> ExtractResult:
-    """Extract one article; never raises on bad input (returns a skip reason instead)."""
+    """Extract one article; never raises on bad input (returns a skip reason instead).
+
+    ``announced``: a feed, a news sitemap or the source's article pattern says this URL is an
+    article. Then no heuristic drops it (a lost article is the worst outcome for a monitor):
+    the list-page and too-short gates only warn (``Article.warnings``). A page reached by
+    following links must pass them.
+    """
     fetched = fetched or utcnow()
     lang_hint = source.lang if source else None
     encoding = "str"
@@ -786,13 +802,22 @@ def extract_article(
     lang = detect_lang(title + "\n" + text) or html_lang or lang_hint
     if _ERROR_TITLE.search(title) and not ld:
         return ExtractResult(skip=SKIP_ERROR_PAGE, detail=title[:80], encoding=encoding)
+    warnings: list[str] = []
+    if text_weight(text) < MIN_BODY_WEIGHT and (fallback := _recall_fallback(html, url, text)):
+        text, extractor = fallback, f"{EXTRACTOR} (recall)"
+        warnings.append("fallback_body")
     is_typed_article = bool(ld) or meta.get("og:type", "").lower() == "article"
     if not is_typed_article and (NON_ARTICLE_PATH.search(urlsplit(url).path) or listish):
-        return ExtractResult(skip=SKIP_LIST_PAGE, encoding=encoding)
+        if not announced:
+            return ExtractResult(skip=SKIP_LIST_PAGE, encoding=encoding)
+        warnings.append("list_like")
     if not text or text_weight(text) < MIN_BODY_WEIGHT:
-        return ExtractResult(
-            skip=SKIP_TOO_SHORT, detail=f"{text_weight(text)} < {MIN_BODY_WEIGHT}", encoding=encoding
-        )
+        if not announced:
+            return ExtractResult(
+                skip=SKIP_TOO_SHORT, detail=f"{text_weight(text)} < {MIN_BODY_WEIGHT}", encoding=encoding
+            )
+        warnings.append("short_body" if text else "no_body")
+        text = text or _clean_ws(meta.get("og:description") or meta.get("description") or "")
     if not title:
         return ExtractResult(skip=SKIP_NO_TITLE, encoding=encoding)
     article = Article(
@@ -807,5 +832,6 @@ def extract_article(
         lang=lang,
         fetched=fetched,
         extractor=extractor,
+        warnings=warnings,
     )
     return ExtractResult(article=article, encoding=encoding)

@@ -35,7 +35,14 @@ class ArticlePipeline:
         if ctype and not any(t in ctype for t in _TEXTUAL):
             result_skip, detail = "not_html", ctype
         else:
-            result = extract_article(item["body"], url, source, item["fetched"], content_type=ctype or None)
+            result = extract_article(
+                item["body"],
+                url,
+                source,
+                item["fetched"],
+                content_type=ctype or None,
+                announced=item.get("announced", False),
+            )
             result_skip, detail = result.skip, result.detail
             if result.article is not None:
                 article = result.article

@@ -95,6 +95,7 @@ def _mount() -> None:
     from newsmon.alerts.cli import alerts_app
     from nlp.cli import analyze_command
     from nlp.train import train_command
+    from nlp.training.signal import signal_app
 
     app.command("crawl")(crawl_command)
     app.command("extract")(extract_command)
@@ -108,6 +109,7 @@ def _mount() -> None:
     app.command("airflow")(newsmon_airflow_command)
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(kibana_app, name="kibana")
+    app.add_typer(signal_app, name="signal")
 
 
 _mount()

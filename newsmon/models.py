@@ -65,6 +65,9 @@ class Article(BaseModel):
     lang: Name | None = None
     fetched: datetime = Field(default_factory=utcnow)
     extractor: str = ""
+    # The extractor's doubts about a page it kept because a feed, a sitemap or the source's
+    # article pattern said it is an article: short_body, list_like, fallback_body, no_body.
+    warnings: list[str] = Field(default_factory=list)
 
     # --- analysis
     tokens: list[str] = Field(default_factory=list)

@@ -80,10 +80,10 @@ class Settings(BaseSettings):
     # More new stories than this for an immediate rule in one run (a first run, a backfill,
     # a run after an outage) go out as one digest instead of one mail each.
     alert_flood_threshold: int = 20
-    # Analysis: topic backend (rules | transformers | ensemble) and the relevance model's
-    # folder (None: the shipped nlp/models/tech_relevance). The ensemble of the rules and the
-    # shipped topic model scores best on the held-out topic set (README, "Topics, measured").
-    topic_backend: str = "ensemble"
+    # Analysis: topic backend (signal | rules | transformers | ensemble) and the relevance
+    # model's folder (None: the shipped nlp/models/tech_relevance). The signal heads score best
+    # on the signal corpus's evaluation split (README, "Alerts and topics, measured").
+    topic_backend: str = "signal"
     relevance_model: Path | None = None
     topic_model: Path | None = None  # None: the shipped nlp/models/topics (transformers, ensemble)
     # Crawl budgets, per source and run, so that one hostile or huge site cannot stall a run:
@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     def _check_positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be 1 or more")
+        return value
+
+    @field_validator("topic_backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        known = ("signal", "rules", "transformers", "ensemble")
+        if value not in known:
+            raise ValueError(f"must be one of {', '.join(known)}")
         return value
 
     @field_validator("kiwi_workers")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -35,3 +36,18 @@ def detect_lang(text: str, hint: str | None = None) -> str | None:
 def _lingua(sample: str) -> str | None:
     language = _detector().detect_language_of(sample)
     return language.iso_code_639_1.name.lower() if language else None
+
+
+@cache
+def _t2s() -> Callable[[str], str]:
+    # opencc-purepy: OpenCC's dictionaries in pure Python (no native build). "tw2sp" converts
+    # characters and Taiwan's vocabulary (晶片 -> 芯片, 軟體 -> 软件), which plain t2s keeps.
+    from opencc_purepy import OpenCC
+
+    return OpenCC("tw2sp").convert
+
+
+def to_simplified(text: str) -> str:
+    """Chinese text in simplified characters (traditional Hong Kong/Taiwan text converted), so
+    one cue list, dictionary and model serve both scripts. Display and search keep the original."""
+    return _t2s()(text) if text else text

@@ -8,11 +8,14 @@ Articles are processed in batches so that Korean texts go through Kiwi's batch A
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
 from typing import Literal, Protocol
+
+import numpy as np
 
 from newsmon.errors import ConfigError
 from newsmon.models import Article
@@ -20,11 +23,14 @@ from newsmon.settings import Settings, get_settings
 from nlp.alert import AlertModel
 from nlp.cluster import StoryClusters
 from nlp.cues import TokenizedDoc
+from nlp.encoder import embed, lead_of
 from nlp.entities import entities_of, keywords_of
-from nlp.lang import detect_lang
+from nlp.lang import detect_lang, to_simplified
 from nlp.lexicon import data_fingerprint
+from nlp.signal import META_FILE, Signal, SignalModel, cue_vector
+from nlp.signal import MODEL_DIR as SIGNAL_MODEL_DIR
 from nlp.tokenize import Tokenizers, get_tokenizers
-from nlp.topics import TopicBackend, classify, get_backend
+from nlp.topics import RulesBackend, TopicBackend, classify, get_backend
 
 NLP_VERSION = "1"
 BATCH_SIZE = 64
@@ -38,6 +44,17 @@ def analyzer_version() -> str:
         f"newsmon-nlp/{NLP_VERSION} kiwi/{version('kiwipiepy')} jieba/{version('jieba')} "
         f"lexicon/{data_fingerprint()}"
     )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch after language identification and tokenization."""
+
+    articles: list[Article]  # with lang and tokens set
+    docs: list[TokenizedDoc]
+    # What the sentence encoder reads (Chinese in simplified characters).
+    titles: list[str]
+    leads: list[str]
 
 
 class RelevanceModel(Protocol):
@@ -57,7 +74,15 @@ def default_relevance_model(model_dir: Path | None = None) -> RelevanceModel | N
     return TransformersBackend(folder)
 
 
-def settings_topic_backend(settings: Settings) -> TopicBackend:
+SIGNAL_BACKEND = "signal"
+
+
+def default_signal_model() -> SignalModel | None:
+    """The shipped signal heads (nlp/models/signal), or None where none were trained yet."""
+    return SignalModel() if (SIGNAL_MODEL_DIR / META_FILE).is_file() else None
+
+
+def settings_topic_backend(settings: Settings) -> TopicBackend | str:
     """NEWSMON_TOPIC_BACKEND, with NEWSMON_TOPIC_MODEL as the model of the transformers
     backend or of the ensemble's transformers member (an ensemble.json beside it is used)."""
     model = {"model_dir_or_hub_id": settings.topic_model} if settings.topic_model else {}
@@ -67,6 +92,8 @@ def settings_topic_backend(settings: Settings) -> TopicBackend:
         return get_backend("transformers", **model)
     if settings.topic_backend == "ensemble":
         return get_backend("ensemble", transformers=model)
+    if settings.topic_backend == SIGNAL_BACKEND:
+        return SIGNAL_BACKEND
     return get_backend(settings.topic_backend)
 
 
@@ -88,9 +115,24 @@ class Analyzer:
         clusters: StoryClusters | None = None,
         tokenizers: Tokenizers | None = None,
         relevance_model: RelevanceModel | Literal["default"] | None = "default",
+        signal: SignalModel | Literal["default"] | None = "default",
     ) -> None:
         self.tokenizers = tokenizers or get_tokenizers()
-        self.topics = get_backend(topic_backend) if isinstance(topic_backend, str) else topic_backend
+        # The signal heads decide the alert (and, with the "signal" backend, the topics).
+        self.signal = default_signal_model() if signal == "default" else signal
+        if topic_backend == SIGNAL_BACKEND and self.signal is None:
+            raise ConfigError(f"NEWSMON_TOPIC_BACKEND=signal: no signal model in {SIGNAL_MODEL_DIR}")
+        # None: topics come from the signal heads.
+        self.topics: TopicBackend | None = (
+            None
+            if topic_backend == SIGNAL_BACKEND
+            else get_backend(topic_backend)
+            if isinstance(topic_backend, str)
+            else topic_backend
+        )
+        self.rules = (
+            self.topics if isinstance(self.topics, RulesBackend) else RulesBackend(tokenizers=self.tokenizers)
+        )
         # Article.relevance: the topic backend's own model if it has a relevance label (a
         # transformers backend on tech_relevance), else the tech-relevance classifier.
         scorer = getattr(self.topics, "relevance", None)
@@ -103,10 +145,16 @@ class Analyzer:
         self.clusters = clusters if clusters is not None else StoryClusters()
         self.alerts = AlertModel(tokenizers=self.tokenizers)
 
-    def analyze_batch(self, articles: list[Article]) -> list[Article]:
+    def prepare(self, articles: list[Article]) -> Prepared:
+        """Language, tokens and tokenized docs. Chinese is tokenized in simplified characters,
+        so traditional Hong Kong and Taiwan text meets the same cues, dictionaries and models."""
         langs = [detect_lang(f"{a.title}\n{a.text}", hint=a.lang) for a in articles]
+        simplified = [
+            (to_simplified(a.title), to_simplified(a.text)) if lang == "zh" else (a.title, a.text)
+            for a, lang in zip(articles, langs, strict=True)
+        ]
         flat = self.tokenizers.tokenize_many(
-            [part for a in articles for part in (a.title, a.text)],
+            [part for pair in simplified for part in pair],
             [lang for lang in langs for _ in range(2)],
         )
         docs = [TokenizedDoc(title=flat[2 * i], body=flat[2 * i + 1]) for i in range(len(articles))]
@@ -114,7 +162,34 @@ class Analyzer:
             a.model_copy(update={"lang": lang, "tokens": doc.title + doc.body})
             for a, lang, doc in zip(articles, langs, docs, strict=True)
         ]
-        topics = classify(self.topics, tokenized, docs)
+        return Prepared(
+            tokenized,
+            docs,
+            [title for title, _ in simplified],
+            # A headline-only item (some feeds) reads as its own lead: the heads never saw an empty one.
+            [lead_of(text) or title for title, text in simplified],
+        )
+
+    def signals(self, prepared: Prepared) -> list[Signal]:
+        assert self.signal is not None
+        cues = np.array([cue_vector(self.alerts, self.rules, doc) for doc in prepared.docs], dtype=np.float32)
+        langs = [a.lang for a in prepared.articles]
+        return self.signal.score(embed(prepared.titles, prepared.leads), cues.reshape(len(langs), -1), langs)
+
+    def analyze_batch(self, articles: list[Article]) -> list[Article]:
+        prepared = self.prepare(articles)
+        tokenized, docs = prepared.articles, prepared.docs
+        signals = self.signals(prepared) if self.signal is not None else None
+        # Nothing to read, nothing to decide: the heads would only echo their bias.
+        blank = [not (doc.title or doc.body) for doc in docs]
+        if self.topics is None:
+            assert self.signal is not None and signals is not None
+            topics = [
+                [] if empty else self.signal.topics(sig, self.rules.score(doc))
+                for sig, doc, empty in zip(signals, docs, blank, strict=True)
+            ]
+        else:
+            topics = classify(self.topics, tokenized, docs)
         # Relevance: the model's P(tech news), but never below how strongly the article
         # touches anything watched (best topic or alert score): the model learned "tech
         # section", and export-control news often runs in politics or world sections.
@@ -122,6 +197,9 @@ class Analyzer:
         out: list[Article] = []
         for i, (article, doc, labels) in enumerate(zip(tokenized, docs, topics, strict=True)):
             alert = self.alerts.decide(doc)
+            if signals is not None and not blank[i]:
+                assert self.signal is not None
+                alert = self.signal.alert_decision(signals[i], alert.evidence)
             relevance = max([t.score for t in labels] + [alert.score] + ([given[i]] if given else []))
             out.append(
                 article.model_copy(

@@ -63,3 +63,45 @@ def test_cli_run_then_search(es_settings: Settings, tmp_path: Path) -> None:
     hits = json.loads(found.stdout)["hits"]
     assert hits and all(h["lang"] == "zh" for h in hits)
     assert any("出口" in h["title"] + " ".join(h["snippets"]) for h in hits)
+
+
+BRIEF = (
+    "<html><head><title>Hanoi lab orders quantum sensors</title></head><body>"
+    "<nav><a href='/'>Home</a> <a href='/news'>News</a></nav>"
+    "<h1>Hanoi lab orders quantum sensors</h1>"
+    "<p>A Hanoi research lab said on Monday it had ordered twelve quantum magnetometers from a "
+    "Danish maker, its first purchase of such sensors, for a geology survey due to start in May.</p>"
+    "<p>The lab did not disclose the price. Deliveries are expected within eight weeks.</p>"
+    "<ul><li><a href='/news/1'>Other story one</a></li><li><a href='/news/2'>Other story two</a></li>"
+    "<li><a href='/news/3'>Other story three</a></li></ul></body></html>"
+)
+
+
+def test_a_short_brief_announced_by_a_feed_is_indexed(es_settings: Settings, tmp_path: Path) -> None:
+    """A one-paragraph news brief is an article: the feed says so, and no gate may drop it."""
+    from crawlers.demo_server import serve_demo
+    from index.search import search_articles
+
+    def respond(body: str, ctype: str):  # type: ignore[no-untyped-def]
+        return lambda handler: handler.send_plain(200, body.encode(), ctype, {})
+
+    settings = es_settings.model_copy(update={"data_dir": tmp_path / "var", "index_prefix": "e2e-brief"})
+    routes = {"/news/brief-1.html": respond(BRIEF, "text/html")}
+    with serve_demo(root=tmp_path, routes=routes) as server:
+        link = f"{server.url}/news/brief-1.html"
+        routes["/feed.xml"] = respond(  # the server reads this same dict
+            "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item>"
+            f"<title>Hanoi lab orders quantum sensors</title><link>{link}</link>"
+            "<pubDate>Mon, 30 Nov 2026 08:00:00 GMT</pubDate></item></channel></rss>",
+            "application/rss+xml",
+        )
+        registry = tmp_path / "sources.yaml"
+        registry.write_text(
+            f"sources:\n  - name: briefs\n    lang: en\n    homepage: {server.url}/\n"
+            f"    feeds: ['{server.url}/feed.xml']\n",
+            encoding="utf-8",
+        )
+        summary = run_once(settings, sources_path=registry)
+    assert summary.error is None and summary.crawl["articles_new"] == 1
+    found = search_articles(settings, "magnetometers")
+    assert found.total == 1 and found.hits[0].title == "Hanoi lab orders quantum sensors"

@@ -1,5 +1,8 @@
 """The export-control alert decision: synthetic cases, and precision/recall on the labelled
-dev set of real headlines and articles in ../shared/data."""
+dev set of real headlines and articles in ../shared/data.
+
+``RULES`` is the hand-weighted cue model alone (nlp.alert, whose cues also feed the signal
+heads); the default analyzer decides with the signal heads (tests/test_signal.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import pytest
 
 from newsmon.models import Article
 from nlp.devset import BinaryScores, load_alert_devset
-from nlp.pipeline import analyze_articles
+from nlp.pipeline import Analyzer, analyze_articles
+
+RULES = Analyzer(topic_backend="rules", relevance_model=None, signal=None)
 
 
 def _article(title: str, text: str = "", lang: str | None = None) -> Article:
@@ -52,8 +57,8 @@ NOT_ALERTS = [
 
 
 def test_synthetic_alerts_and_non_alerts() -> None:
-    alerts = list(analyze_articles(ALERTS))
-    quiet = list(analyze_articles(NOT_ALERTS))
+    alerts = list(analyze_articles(ALERTS, analyzer=RULES))
+    quiet = list(analyze_articles(NOT_ALERTS, analyzer=RULES))
     missed = [a.title for a in alerts if not a.alert.export_controls]
     noisy = [(a.title, a.alert.evidence) for a in quiet if a.alert.export_controls]
     assert not missed and not noisy
@@ -68,7 +73,7 @@ def test_a_passing_mention_deep_in_a_body_is_no_alert() -> None:
         "삼성전자가 새 스마트폰을 공개했다. " + body + " 한편 미국은 반도체 수출통제를 강화했다.",
     )
     lead = _article("반도체 업계 동향", "미국 정부가 반도체 수출통제를 강화하는 새 규정을 발표했다. " + body)
-    [passing_out, lead_out] = analyze_articles([passing, lead])
+    [passing_out, lead_out] = analyze_articles([passing, lead], analyzer=RULES)
     assert not passing_out.alert.export_controls
     assert lead_out.alert.export_controls
 
@@ -88,7 +93,7 @@ def test_precision_and_recall_on_the_labelled_dev_set(shared_data: Path) -> None
         for i in items
     ]
     scores = {"all": BinaryScores(), "tuning half": BinaryScores(), "held-out half": BinaryScores()}
-    for item, out in zip(items, analyze_articles(articles), strict=True):
+    for item, out in zip(items, analyze_articles(articles, analyzer=RULES), strict=True):
         what = f"{item.key} {(item.doc.title or item.doc.text)[:60]!r} {out.alert.evidence[:4]}"
         for name in ("all", "held-out half" if item.holdout else "tuning half"):
             scores[name].add(item.label, out.alert.export_controls, what)
@@ -97,3 +102,9 @@ def test_precision_and_recall_on_the_labelled_dev_set(shared_data: Path) -> None
     print("\n".join(scores["all"].errors))
     assert scores["all"].precision >= 0.75
     assert scores["all"].recall >= 0.8
+
+
+def test_signal_heads_catch_every_synthetic_alert() -> None:
+    """Recall first: the default analyzer (signal heads) flags each synthetic action headline."""
+    missed = [a.title for a in analyze_articles(ALERTS) if not a.alert.export_controls]
+    assert not missed

@@ -8,6 +8,7 @@ in ``meta["source"]``.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -105,7 +106,7 @@ class NewsSpider(Spider):
         links = self._parse(response, lambda: feed_links(response.body, response.url)) or []
         progress(f"feed {response.url}: {len(links)} links")
         for link in links:
-            yield from self._article(link, source)
+            yield from self._article(link, source, announced=True)
 
     def parse_list(self, response: Response) -> Iterator[Request]:
         source = self.sources[response.meta["source"]]
@@ -114,8 +115,9 @@ class NewsSpider(Spider):
             or []
         )
         progress(f"list {response.url}: {len(links)} links")
+        pattern = re.compile(source.article_pattern) if source.article_pattern else None
         for link in links:
-            yield from self._article(link, source)
+            yield from self._article(link, source, announced=bool(pattern and pattern.search(link.url)))
 
     def parse_sitemap(self, response: Response) -> Iterator[Request]:
         source = self.sources[response.meta["source"]]
@@ -126,7 +128,7 @@ class NewsSpider(Spider):
         progress(f"sitemap {response.url}: {len(sitemap.links)} links")
         if not sitemap.is_index:
             for link in self._within_budget(sitemap.links, "NEWSMON_MAX_SITEMAP_URLS", response.url):
-                yield from self._article(link, source)
+                yield from self._article(link, source, announced=True)
             return
         depth = response.meta.get("sitemap_depth", 0)
         budget = self.settings.getint("NEWSMON_MAX_CHILD_SITEMAPS")
@@ -159,7 +161,9 @@ class NewsSpider(Spider):
         self.crawler.stats.inc_value(f"newsmon/{SKIPPED}/{reason}", left - 1)
         note(self.crawler.stats, SKIPPED, reason, where, f"{left} entries left out")
 
-    def _article(self, link: Link, source: Source) -> Iterator[Request]:
+    def _article(self, link: Link, source: Source, *, announced: bool) -> Iterator[Request]:
+        """A request for an article page. ``announced``: a feed, a sitemap or the source's
+        article pattern vouches that it is an article (extraction then drops it for nothing)."""
         url, published, lastmod = link.url, link.published, link.lastmod
         if not on_domains(url, source.allowed_domains):
             note(self.crawler.stats, SKIPPED, "offsite", url)
@@ -190,7 +194,13 @@ class NewsSpider(Spider):
             errback=self.on_error,
             # Deduplication is ours (_seen_now); Scrapy's filter would silently swallow a redirect loop.
             dont_filter=True,
-            meta={"source": source.name, "kind": "article", "lastmod": lastmod, "dont_cache": True},
+            meta={
+                "source": source.name,
+                "kind": "article",
+                "lastmod": lastmod,
+                "announced": announced,
+                "dont_cache": True,
+            },
         )
 
     @staticmethod
@@ -208,6 +218,7 @@ class NewsSpider(Spider):
             "content_type": (response.headers.get("Content-Type") or b"").decode("latin-1"),
             "source": response.meta["source"],
             "lastmod": response.meta.get("lastmod"),
+            "announced": response.meta.get("announced", False),
             "fetched": datetime.now(UTC),
         }
 

@@ -1,0 +1,160 @@
+"""The signal heads: the export-control alert and the topic tags as calibrated probabilities.
+
+One multilingual sentence embedding per article (nlp.encoder) plus the rules' cue features
+(the alert cues' presence, each topic's rule score, the rule alert score) feed one logistic
+head per decision. The heads, their per-language alert thresholds and per-topic thresholds
+are trained and chosen by ``newsmon signal train`` on the event-disjoint training split of
+the signal corpus (nlp/data/signal) and shipped in nlp/models/signal; nothing is fitted at
+run time. Each decision keeps its evidence: the matched cues and the nearest labelled
+corpus items.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from newsmon.models import AlertDecision, Topic
+from nlp.alert import AlertModel
+from nlp.cues import TokenizedDoc
+from nlp.topics import RulesBackend
+
+MODEL_DIR = Path(__file__).resolve().parent / "models" / "signal"
+HEADS_FILE = "heads.npz"
+META_FILE = "signal.json"
+NEIGHBOURS_FILE = "neighbours.npz"
+NEIGHBOURS_SHOWN = 3
+ALERT = "alert"  # the first label of the heads; the topics follow
+
+
+def cue_names(alerts: AlertModel, rules: RulesBackend) -> list[str]:
+    return [
+        *(f"cue:{n}" for n in alerts.rules["features"]),
+        *(f"rule:{t}" for t in rules.labels),
+        "rule:alert",
+    ]
+
+
+def cue_vector(alerts: AlertModel, rules: RulesBackend, doc: TokenizedDoc) -> list[float]:
+    """The rules' view of one article, in ``cue_names`` order."""
+    found = alerts.features(doc)
+    topics = rules.score(doc)
+    return [
+        *(found[n].presence if n in found else 0.0 for n in alerts.rules["features"]),
+        *(topics[t].score for t in rules.labels),
+        alerts.decide(doc).score,
+    ]
+
+
+def neighbour_view(embeddings: np.ndarray) -> np.ndarray:
+    """Headline and lead embeddings folded into one unit vector per article, for similarity."""
+    half = embeddings.shape[1] // 2
+    both = embeddings[:, :half] + embeddings[:, half:]
+    return both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-9)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    alert: bool
+    title: str
+    url: str
+    similarity: float
+
+    def describe(self) -> str:
+        kind = "alert" if self.alert else "non-alert"
+        return f"nearest {kind} ({self.similarity:.2f}): {self.title} <{self.url}>"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One article's probabilities and the labelled items it resembles most."""
+
+    alert: float
+    alert_threshold: float
+    topics: dict[str, float]
+    neighbours: list[Neighbour]
+
+
+class SignalModel:
+    """The shipped heads (``folder``: what ``newsmon signal train`` wrote)."""
+
+    def __init__(self, folder: Path = MODEL_DIR) -> None:
+        self.folder = folder
+        self.meta: dict[str, Any] = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        heads = np.load(folder / HEADS_FILE)
+        self.mean, self.scale = heads["mean"], heads["scale"]
+        self.weights, self.bias = heads["weights"], heads["bias"]  # (labels, features), (labels,)
+        self.labels: list[str] = self.meta["labels"]  # "alert" first, then the topics
+
+    @cached_property
+    def _neighbours(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        stored = np.load(self.folder / NEIGHBOURS_FILE)
+        return stored["embeddings"].astype(np.float32), self.meta["neighbours"]
+
+    @property
+    def cue_names(self) -> list[str]:
+        return self.meta["features"]["cues"]
+
+    def probabilities(self, embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
+        """(articles, labels) probabilities for feature rows [embedding | cues]."""
+        x = (np.hstack([embeddings, cues]) - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(x @ self.weights.T + self.bias)))
+
+    def alert_threshold(self, lang: str | None) -> float:
+        by_lang: dict[str, float] = self.meta["alert_thresholds"]
+        return by_lang.get(lang or "", by_lang["default"])
+
+    def score(self, embeddings: np.ndarray, cues: np.ndarray, langs: Sequence[str | None]) -> list[Signal]:
+        probs = self.probabilities(embeddings, cues)
+        stored, items = self._neighbours
+        similar = neighbour_view(embeddings) @ stored.T
+        nearest = np.argsort(-similar, axis=1)[:, :NEIGHBOURS_SHOWN] if len(items) else None
+        out: list[Signal] = []
+        for i, lang in enumerate(langs):
+            near = [] if nearest is None else nearest[i]
+            out.append(
+                Signal(
+                    alert=float(probs[i, 0]),
+                    alert_threshold=self.alert_threshold(lang),
+                    topics={
+                        label: float(probs[i, j]) for j, label in enumerate(self.labels) if label != ALERT
+                    },
+                    neighbours=[
+                        Neighbour(
+                            bool(items[k]["alert"]),
+                            items[k]["title"],
+                            items[k]["url"],
+                            round(float(similar[i, k]), 3),
+                        )
+                        for k in near
+                    ],
+                )
+            )
+        return out
+
+    def alert_decision(self, signal: Signal, cue_evidence: list[str]) -> AlertDecision:
+        return AlertDecision(
+            export_controls=signal.alert >= signal.alert_threshold,
+            score=round(signal.alert, 4),
+            evidence=[*cue_evidence[:8], *(n.describe() for n in signal.neighbours)],
+        )
+
+    def topics(self, signal: Signal, rule_topics: dict[str, Topic]) -> list[Topic]:
+        """The labels over their tuned thresholds, with the rules' matched terms as evidence."""
+        thresholds: dict[str, float] = self.meta["topic_thresholds"]
+        found = [
+            Topic(
+                label=label,
+                score=round(p, 4),
+                evidence=rule_topics[label].evidence if label in rule_topics else [],
+            )
+            for label, p in signal.topics.items()
+            if p >= thresholds[label]
+        ]
+        return sorted(found, key=lambda t: -t.score)

@@ -1,0 +1,1 @@
+"""Training and evaluation (not imported by the runtime pipeline)."""

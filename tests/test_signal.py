@@ -1,0 +1,127 @@
+"""The signal corpus, its event-disjoint split, the shipped heads and their recorded evaluation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from newsmon.models import Article
+from nlp.lang import to_simplified
+from nlp.pipeline import Analyzer
+from nlp.signal import MODEL_DIR, SignalModel
+from nlp.training.signal import (
+    CORPUS_DIR,
+    LANGS,
+    corpus_fingerprint,
+    evaluate,
+    load_corpus,
+    recall_threshold,
+    train,
+)
+
+RECORDED = MODEL_DIR / "eval.json"
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer(topic_backend="rules", relevance_model=None, signal=None)
+
+
+def test_corpus_is_large_varied_and_split_by_event() -> None:
+    items = load_corpus()
+    assert len(items) >= 1200 and sum(i.alert for i in items) >= 400
+    langs = Counter(i.lang for i in items)
+    assert all(langs[lang] >= 0.25 * len(items) for lang in LANGS), langs
+    scripts = Counter(i.script for i in items if i.lang == "zh")
+    assert scripts["hans"] > scripts["hant"] > 0.25 * langs["zh"], scripts
+    assert len({i.url for i in items}) == len(items)  # one real article, one item
+    assert all(i.url.startswith(("http://", "https://")) for i in items)
+    held = {i.event for i in items if i.holdout}
+    trained = {i.event for i in items if not i.holdout}
+    assert held and trained and not held & trained
+    # Both splits hold alerts and non-alerts in every language.
+    for split in (True, False):
+        for lang in LANGS:
+            labels = {i.alert for i in items if i.holdout is split and i.lang == lang}
+            assert labels == {True, False}, (split, lang)
+
+
+def test_traditional_chinese_meets_the_same_cues_as_simplified(analyzer: Analyzer) -> None:
+    traditional = "美國商務部將華為列入實體清單，禁止向其出口晶片"
+    assert to_simplified(traditional) == "美国商务部将华为列入实体清单，禁止向其出口芯片"
+    articles = [
+        Article(
+            url=f"https://x.example/{n}", canonical_url=f"https://x.example/{n}", title=t, text=t, lang="zh"
+        )
+        for n, t in enumerate([traditional, to_simplified(traditional)])
+    ]
+    hant, hans = analyzer.prepare(articles).docs
+    assert hant.title == hans.title and "实体清单" in " ".join(hant.title)
+    assert analyzer.alerts.decide(hant).evidence == analyzer.alerts.decide(hans).evidence
+
+
+def test_recall_threshold_keeps_the_target_share_of_positives() -> None:
+    import numpy as np
+
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    labels = np.array([0, 1, 0, 1, 1, 1, 1, 1, 1, 1])
+    threshold = recall_threshold(scores, labels, 0.85)  # 7 of the 8 positives must stay
+    kept = (scores >= threshold) & (labels == 1)
+    assert kept.sum() == 7 and threshold == pytest.approx(0.4)
+
+
+def test_shipped_heads_were_trained_on_this_corpus() -> None:
+    meta = SignalModel().meta
+    assert meta["corpus"]["fingerprint"] == corpus_fingerprint(), "corpus changed: run `newsmon signal train`"
+    held = {i.url for i in load_corpus() if i.holdout}
+    assert not held & {n["url"] for n in meta["neighbours"]}  # no evaluation item is shipped as evidence
+
+
+def test_recorded_evaluation_is_what_the_shipped_heads_score(analyzer: Analyzer) -> None:
+    """The README's tables come from nlp/models/signal/eval.json; this recomputes them."""
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["full"]
+    fresh = evaluate(analyzer=analyzer, with_transformers=False)
+    assert fresh["corpus"] == recorded["corpus"]
+    for backend in ("signal", "rules", "keywords"):
+        for scope in (*LANGS, "all"):
+            got, want = fresh["results"][backend][scope], recorded["results"][backend][scope]
+            for key in ("precision", "recall", "f1"):
+                assert got["alert"][key] == pytest.approx(want["alert"][key], abs=0.01), (backend, scope, key)
+            assert got["topic_macro_f1"] == pytest.approx(want["topic_macro_f1"], abs=0.01)
+            assert got["export_controls_f1"] == pytest.approx(want["export_controls_f1"], abs=0.01)
+
+
+def test_analysis_explains_the_alert_with_cues_and_nearest_examples() -> None:
+    analyzer = Analyzer(topic_backend="signal", relevance_model=None)
+    article = Article(
+        url="https://wire.example/bis",
+        canonical_url="https://wire.example/bis",
+        title="US adds 30 Chinese chip firms to the Entity List",
+        text="The Commerce Department's Bureau of Industry and Security added 30 Chinese companies to "
+        "the Entity List on Tuesday, requiring licences for all exports to them.",
+    )
+    [done] = analyzer.analyze_batch([article])
+    assert done.alert.export_controls and 0 < done.alert.score <= 1
+    assert any(e.startswith("nearest alert") for e in done.alert.evidence)
+    assert any(not e.startswith("nearest") for e in done.alert.evidence)  # the matched cues
+    assert "export_controls" in {t.label for t in done.topics}
+
+
+def test_training_uses_the_training_split_only(tmp_path: Path, analyzer: Analyzer) -> None:
+    """A small end-to-end run of the recipe on a sample of the corpus."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in sorted(CORPUS_DIR.glob("*.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        (corpus / path.name).write_text("\n".join(lines[::6]) + "\n", encoding="utf-8")
+    result = train(corpus, tmp_path / "heads", analyzer=analyzer)
+    held = {i.url for i in load_corpus(corpus) if i.holdout}
+    assert held and not held & {n["url"] for n in result.meta["neighbours"]}
+    assert set(result.meta["alert_thresholds"]) == {*LANGS, "default"}
+    model = SignalModel(tmp_path / "heads")
+    assert model.weights.shape[0] == len(model.labels) == 7
+    shutil.rmtree(tmp_path / "heads")
