@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--topics", default="signal", help="topic backend: signal, rules, transformers, ensemble")
+    parser.add_argument(
+        "--topics", default="signal", help="topic backend: signal, rules, transformers, ensemble"
+    )
     parser.add_argument("--mode", choices=("raw", "analyze"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:

@@ -115,7 +115,8 @@ def iter_pages(
     retry: Retry,
     *,
     size: int = 500,
-    source: bool | list[str] = True,
+    source: bool | list[str] | dict[str, list[str]] = True,
+    sort: list[Any] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every hit of ``query`` in pages, from one point-in-time snapshot (so writes made while
     paging neither hide nor repeat documents); hits carry ``_seq_no``/``_primary_term``."""
@@ -131,7 +132,7 @@ def iter_pages(
                 pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
                 query=query,
                 size=size,
-                sort=["_shard_doc"],
+                sort=sort or ["_shard_doc"],  # a custom sort should end with _shard_doc (unique)
                 search_after=after,
                 seq_no_primary_term=True,
                 source=source,

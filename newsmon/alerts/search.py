@@ -8,21 +8,17 @@ over the documents whose ``indexed`` time is newer than the rule's checkpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
-
 from index.docs import from_doc
+from index.ops import Retry, iter_pages
 from index.search import text_fields
 from newsmon.alerts.rules import AlertRule
 from newsmon.models import Article
 
 PAGE_SIZE = 200
-# A point in time lives this long between two pages (ES closes it after the last one).
-PIT_KEEP_ALIVE = "2m"
 _SOURCE_EXCLUDES = ["tokens"]
 
 
@@ -81,30 +77,16 @@ def search_pages(
     A point in time with ``search_after`` pages through any number of matches on one stable
     snapshot; memory stays one page.
     """
-    query = build_query(rule, since, until)
-    pit = client.open_point_in_time(index=alias, keep_alive=PIT_KEEP_ALIVE)["id"]
-    try:
-        after: list[Any] | None = None
-        while True:
-            resp = client.search(
-                pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
-                query=query,
-                sort=[{"indexed": {"order": "asc"}}, {"_shard_doc": {"order": "asc"}}],
-                size=size,
-                search_after=after,
-                source_excludes=_SOURCE_EXCLUDES,
-                track_total_hits=False,
-            )
-            pit = resp.get("pit_id", pit)
-            hits = resp["hits"]["hits"]
-            if not hits:
-                return
-            last_ms = int(hits[-1]["sort"][0])
-            handled = datetime.fromtimestamp((last_ms - 1) / 1000, tz=UTC)
-            yield MatchPage([from_doc(hit["_source"]) for hit in hits], max(since, handled))
-            if len(hits) < size:
-                return
-            after = hits[-1]["sort"]
-    finally:
-        with suppress(ApiError, TransportError):
-            client.close_point_in_time(id=pit)
+    pages = iter_pages(
+        client,
+        alias,
+        build_query(rule, since, until),
+        Retry(attempts=1),  # the alert run reports a failure; the next run retries the window
+        size=size,
+        source={"excludes": _SOURCE_EXCLUDES},
+        sort=[{"indexed": {"order": "asc"}}, {"_shard_doc": {"order": "asc"}}],
+    )
+    for hits in pages:
+        last_ms = int(hits[-1]["sort"][0])
+        handled = datetime.fromtimestamp((last_ms - 1) / 1000, tz=UTC)
+        yield MatchPage([from_doc(hit["_source"]) for hit in hits], max(since, handled))

@@ -22,6 +22,7 @@ import typer
 from newsmon.errors import NewsmonError
 from newsmon.models import Article
 from nlp.encoder import DIMENSIONS, ENCODER_NAME, embed
+from nlp.lexicon import load_data
 from nlp.pipeline import Analyzer
 from nlp.signal import (
     ALERT,
@@ -37,14 +38,7 @@ from nlp.signal import (
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "signal"
 EVAL_PERCENT = 30  # of the events
 LANGS = ("ko", "zh", "en")
-TOPICS = (
-    "export_controls",
-    "trade_policy",
-    "ai_models",
-    "semiconductors",
-    "compute_infrastructure",
-    "funding_business",
-)
+TOPICS = tuple(load_data("topics.yaml")["topics"])  # the taxonomy's labels, in its order
 # Alert thresholds are chosen per language on out-of-fold scores for at least this recall,
 # a little above the 0.95 goal so that a new event's reports clear it too.
 ALERT_RECALL_TARGET = 0.97
@@ -116,6 +110,29 @@ def load_corpus(folder: Path = CORPUS_DIR) -> list[SignalItem]:
     if not items:
         raise NewsmonError(f"no signal corpus items in {folder}")
     return items
+
+
+def shared_headlines(shared: Path) -> list[SignalItem]:
+    """Labelled 2016-2020 ko/zh headlines from ../shared/data (nlp/data/topic_trainset.tsv,
+    disjoint from the alert and topic dev sets): mostly everyday tech, business and politics
+    news, which the corpus has too little of. None is an export-control action; the few about
+    export controls at all are left out rather than guessed."""
+    from nlp.devset import TOPIC_TRAINSET, load_topic_devset
+
+    return [
+        SignalItem(
+            id=item.key,
+            event=f"shared:{item.key}",  # each headline its own story
+            lang=item.doc.lang or "ko",
+            url=f"shared:{item.key}",
+            title=item.doc.title,
+            text=item.doc.text,
+            alert=False,
+            topics=tuple(sorted(item.labels & set(TOPICS))),
+        )
+        for item in load_topic_devset(shared, TOPIC_TRAINSET)
+        if "export_controls" not in item.labels and item.doc.lang in LANGS
+    ]
 
 
 def corpus_fingerprint(folder: Path = CORPUS_DIR) -> str:
@@ -214,15 +231,18 @@ def train(
     corpus: Path = CORPUS_DIR,
     out: Path = MODEL_DIR,
     *,
+    shared: Path | None = None,
     analyzer: Analyzer | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Fit the heads on the training split and write them to ``out``."""
+    """Fit the heads on the training split (plus, with ``shared``, the labelled shared
+    headlines) and write them to ``out``."""
     say = progress or (lambda _line: None)
     items = [item for item in load_corpus(corpus) if not item.holdout]
-    # Every item also as a headline-only row: many feeds and list pages give no more, and a
-    # head that only ever saw full texts misreads a bare headline.
-    rows = [*items, *(item.headline() for item in items)]
+    extra = shared_headlines(shared) if shared else []
+    # Every corpus item also as a headline-only row: many feeds and list pages give no more,
+    # and a head that only ever saw full texts misreads a bare headline.
+    rows = [*items, *(item.headline() for item in items), *extra]
     analyzer = analyzer or Analyzer(topic_backend="rules", relevance_model=None, signal=None)
     feats = featurize(rows, analyzer, say)
     x = feats.matrix
@@ -271,7 +291,8 @@ def train(
         "corpus": {
             "fingerprint": corpus_fingerprint(corpus),
             "training_items": len(items),
-            "training_events": len(set(groups)),
+            "training_events": len({item.event for item in items}),
+            "shared_headlines": len(extra),
             "eval_percent_of_events": EVAL_PERCENT,
         },
         "neighbours": [{"alert": item.alert, "title": item.title, "url": item.url} for item in items],
@@ -492,9 +513,12 @@ signal_app = typer.Typer(
 def train_command(
     corpus: Annotated[Path, typer.Option(help="Folder of the corpus's JSONL files.")] = CORPUS_DIR,
     out: Annotated[Path, typer.Option(help="Folder to write the heads to.")] = MODEL_DIR,
+    shared: Annotated[
+        Path | None, typer.Option(help="../shared/data: add its labelled headlines (topic_trainset.tsv).")
+    ] = None,
 ) -> None:
     """Fit the heads on the training split (events never in the evaluation split)."""
-    result = train(corpus, out, progress=_say)
+    result = train(corpus, out, shared=shared, progress=_say)
     meta = result.meta
     typer.echo(
         f"trained on {meta['corpus']['training_items']} items ({meta['corpus']['training_events']} events); "
