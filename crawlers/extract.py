@@ -678,6 +678,62 @@ _END_MARKER = re.compile(
 )
 
 
+# The tail of a story body that is not story: bylines with an email, copyright and reprint
+# notices, photo credits, "related articles" headers and the link lists after them.
+_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_KO_BYLINE = re.compile(r"([가-힣]{2,4})\s?(?:기자|특파원|객원기자|인턴기자)")
+_ZH_BYLINE = re.compile(r"(?:记者|記者|作者|编辑|編輯)\s*[:：/]?\s*([\u4e00-\u9fff]{2,4})")
+_TAIL_LINE = re.compile(
+    rf"{_EMAIL}\s*[)）\]]?\s*$|무단\s?전재|재배포\s?금지|저작권자|版权所有|版權所有|未经授权|未經授權|禁止转载|禁止轉載"
+    r"|all rights reserved|copyright\b|ⓒ|©|^\(?끝\)?$"
+    r"|^[\[(（【]?\s*(?:사진|사진제공|写真|图片来源|圖片來源|图源|圖源|photo)\s*[=:：/]"
+    r"|^[(（]?\s*(?:[가-힣]{2,4}\s?(?:기자|특파원)|(?:记者|記者)\s*[\u4e00-\u9fff]{2,4})\s*[)）]?$",
+    re.IGNORECASE,
+)
+_RELATED = re.compile(
+    r"^[\[【<]?\s*(?:관련\s?기사|相关阅读|相關閱讀|相关新闻|相關新聞|延伸阅读|延伸閱讀|推荐阅读|推薦閱讀"
+    r"|related (?:articles|stories|news))\s*[\]】>:：]?\s*$",
+    re.IGNORECASE,
+)
+_INLINE_BYLINE = re.compile(rf"\s*[(（\[]?\s*([가-힣]{{2,4}})\s?기자\s*(?:{_EMAIL})?\s*[)）\]]?\s*$")
+MAX_TAIL_LINE = 160
+_SENTENCE_END = re.compile(r"[.!?。！？](?:\s|$)")
+
+
+def _is_tail_line(line: str) -> bool:
+    """Empty, or a short notice line: its match is not preceded by a finished sentence (a
+    paragraph that ends with a byline keeps its text; only the byline is cut from it)."""
+    if not line:
+        return True
+    found = _TAIL_LINE.search(line) if len(line) <= MAX_TAIL_LINE else None
+    bracketed = line[0] in "[【(（" and line[-1] in "]】)）"  # a notice set apart as a whole
+    return bool(found) and (bracketed or not _SENTENCE_END.search(line[: found.start()]))
+
+
+def strip_tail(text: str) -> tuple[str, list[str]]:
+    """(the body without its non-story tail, the reporter names found in it).
+
+    Only the end is touched: a "related articles" header in the second half cuts what follows,
+    then trailing short lines that are bylines, emails, copyright or photo credits go, and a
+    byline written at the end of the last paragraph is cut from it.
+    """
+    lines = text.split("\n")
+    total, seen = _lines_weight(lines), 0
+    for i, line in enumerate(lines):
+        if i and seen * 2 >= total and _RELATED.match(line.strip()):
+            lines = lines[:i]
+            break
+        seen += text_weight(line)
+    names: list[str] = []
+    while lines and _is_tail_line(lines[-1].strip()):
+        tail = lines.pop().strip()
+        names += _KO_BYLINE.findall(tail) + _ZH_BYLINE.findall(tail)
+    if lines and (inline := _INLINE_BYLINE.search(lines[-1])) and inline.start() > 0:
+        names.append(inline.group(1))
+        lines[-1] = lines[-1][: inline.start()]
+    return "\n".join(lines).strip(), list(dict.fromkeys(names))
+
+
 def _lines_weight(lines: list[str]) -> int:
     return sum(text_weight(line) for line in lines)
 
@@ -802,9 +858,11 @@ def extract_article(
     lang = detect_lang(title + "\n" + text) or html_lang or lang_hint
     if _ERROR_TITLE.search(title) and not ld:
         return ExtractResult(skip=SKIP_ERROR_PAGE, detail=title[:80], encoding=encoding)
+    text, bylines = strip_tail(text)
+    authors = authors or clean_authors(bylines)
     warnings: list[str] = []
     if text_weight(text) < MIN_BODY_WEIGHT and (fallback := _recall_fallback(html, url, text)):
-        text, extractor = fallback, f"{EXTRACTOR} (recall)"
+        text, extractor = strip_tail(fallback)[0], f"{EXTRACTOR} (recall)"
         warnings.append("fallback_body")
     is_typed_article = bool(ld) or meta.get("og:type", "").lower() == "article"
     if not is_typed_article and (NON_ARTICLE_PATH.search(urlsplit(url).path) or listish):

@@ -15,6 +15,7 @@ from crawlers.extract import (
     detect_lang,
     extract_article,
     parse_date,
+    strip_tail,
 )
 from crawlers.registry import ExtractRules, Source
 
@@ -186,3 +187,44 @@ def test_detect_lang_and_cleaners() -> None:
         "Jane Doe",
         "John Roe",
     ]
+
+
+KO_BODY = "미국 정부가 새 규정을 발표했다.\n업계는 긴장하고 있다."
+ZH_BODY = "美国商务部发布新规。\n业界表示关注。"
+EN_BODY = "The rule takes effect on Monday."
+ZH_LONG = "第一段很长的正文内容。" * 4 + "\n第二段。"
+TAILS = [
+    (f"{KO_BODY}\n박지훈 기자 reporter1003@example.com\n무단전재 및 재배포 금지", KO_BODY, ["박지훈"]),
+    (f"{ZH_BODY}\n（记者 张三）\n版权所有 ©2025 示例网", ZH_BODY, ["张三"]),
+    ("본문 마지막 문장이다. 홍길동 기자 hong@example.co.kr", "본문 마지막 문장이다.", ["홍길동"]),
+    (f"{EN_BODY}\nCopyright 2025 Example News. All rights reserved.", EN_BODY, []),
+    (f"{ZH_LONG}\n相关阅读\n另一篇文章标题一\n另一篇文章标题二", ZH_LONG, []),
+    ("Contact press@bis.gov for details. The rule takes effect Monday.", None, []),  # not a byline
+]
+
+
+@pytest.mark.parametrize(("body", "kept", "names"), TAILS)
+def test_bylines_emails_copyright_and_related_lists_leave_the_body(
+    body: str, kept: str | None, names: list[str]
+) -> None:
+    text, found = strip_tail(body)
+    assert text == (body if kept is None else kept) and found == names
+
+
+def test_the_reporter_of_a_byline_becomes_the_author() -> None:
+    paragraphs = [
+        "미국 상무부가 반도체 수출통제를 강화하는 새 규정을 13일 발표했다. 규정은 다음 달부터 시행된다.",
+        "새 규정은 고대역폭 메모리와 반도체 제조 장비 24종을 통제 대상에 추가했다.",
+        "업계는 중국 매출 비중이 큰 장비 업체들의 실적에 영향이 있을 것으로 내다봤다.",
+        "정부는 국내 기업의 피해를 줄이기 위한 대응책을 마련하겠다고 밝혔다.",
+        "박지훈 기자 reporter1003@example.com",
+        "ⓒ 예시뉴스 무단전재 및 재배포 금지",
+    ]
+    page = (
+        "<html><head><title>반도체 수출통제 강화</title></head><body><article><h1>반도체 수출통제 강화</h1>"
+        + "".join(f"<p>{p}</p>" for p in paragraphs)
+        + "</article></body></html>"
+    )
+    article = extract_article(page.encode(), "https://news.example/a/1").article
+    assert article is not None and article.authors == ["박지훈"]
+    assert article.text.endswith("밝혔다.") and "@" not in article.text and "무단" not in article.text
