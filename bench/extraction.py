@@ -368,13 +368,18 @@ METRICS = (
 
 def print_table(results: dict[str, dict[str, Score]], out: Callable[[str], None] = print) -> None:
     """One row per data set: each metric for newsmon / trafilatura, and the body-F1 ratio."""
-    out(f"{'data set':<16}{'n':>4}" + "".join(f"  {label:^13}" for label, _ in METRICS) + "  F1 ratio")
+    out(f"{'data set':<16}{'n':>4}" + "".join(f"  {label:^13}" for label, _ in METRICS) + "  F1 ratio  lost")
     out(f"{'':<20}" + "  newsm  trafi" * len(METRICS))
     for name, per in results.items():
         ours, base = per.get("newsmon", Score()), per.get("trafilatura", Score())
         cells = "".join(f"  {_fmt(getattr(ours, attr))} {_fmt(getattr(base, attr))}" for _, attr in METRICS)
         ratio = ours.body_f1 / base.body_f1 if ours.body_f1 and base.body_f1 else None
-        out(f"{name:<16}{max(ours.pages, base.pages):>4}{cells}  {_fmt(ratio)}")
+        out(f"{name:<16}{max(ours.pages, base.pages):>4}{cells}  {_fmt(ratio)}  {lost_pages(ours, base):>4}")
+
+
+def lost_pages(ours: Score, base: Score) -> int:
+    """Pages where newsmon's body F1 is under 0.5 while trafilatura's is at least 0.5."""
+    return sum(1 for page, value in ours.per_page.items() if value < 0.5 <= base.per_page.get(page, 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,7 +142,7 @@ class SignalModel:
         return AlertDecision(
             export_controls=signal.alert >= signal.alert_threshold,
             score=round(signal.alert, 4),
-            evidence=[*cue_evidence[:8], *(n.describe() for n in signal.neighbours)],
+            evidence=[*cue_evidence[:5], *(n.describe() for n in signal.neighbours)],
         )
 
     def topics(self, signal: Signal, rule_topics: dict[str, Topic]) -> list[Topic]:

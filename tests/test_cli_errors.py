@@ -45,6 +45,8 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "alerts test-email": (["alerts", "test-email", "--to", "desk@example.org"], {2}),
     "alerts run": (["alerts", "run"], {2}),
     "kibana import": (["kibana", "import", "--url", "http://127.0.0.2:{closed}"], {2}),
+    "signal train": (["signal", "train", "--corpus", "{tmp}/no-corpus", "--out", "{tmp}/heads"], {2}),
+    "signal eval": (["signal", "eval", "--model", "{tmp}/no-heads"], {2}),
 }
 
 

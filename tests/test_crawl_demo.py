@@ -37,7 +37,10 @@ from newsmon.settings import REPO_ROOT, Settings, load_settings
 
 pytestmark = pytest.mark.integration
 ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
-DEMO_ARTICLES = 12
+# 12 articles, and the Korean feed's "[기획]" hub page: a list page, but the feed announces it,
+# so it is kept (recall first) with the warning list_like rather than dropped.
+DEMO_ARTICLES = 13
+FEED_HUB = "/ko/special/export-control.html"
 
 
 @pytest.fixture
@@ -67,11 +70,13 @@ def test_demo_crawl_extracts_every_article(demo: DemoServer, settings: Settings,
     articles = read_articles(tmp_path / "out.jsonl")
     assert stats.articles_new == len(articles) == DEMO_ARTICLES
     assert stats.errors == {} and stats.exit_code == 0
-    assert stats.skipped == {"http_404": 1, "list_page": 1, "robots": 1}
+    assert stats.skipped == {"http_404": 1, "robots": 1}
     assert demo.hits["/private/a/2025/0310/9001.html"] == 0  # robots.txt disallows it
     by_url = {a.canonical_url.removeprefix(demo.url): a for a in articles}
     assert len(by_url) == DEMO_ARTICLES  # tracking parameters (utm_*, spm) stripped, no duplicates
-    for article in articles:
+    assert "list_like" in by_url.pop(FEED_HUB).warnings
+    for article in by_url.values():
+        assert article.warnings == []
         assert article.title and len(article.text) > 150 and "\n" in article.text
         assert article.published is not None and article.published.tzinfo is not None
         assert article.lang in ("ko", "zh") and article.source.startswith("demo-")
@@ -196,7 +201,7 @@ def test_redirect_into_unconfigured_private_address_is_refused(settings: Setting
 def test_stats_json_roundtrip(demo: DemoServer, settings: Settings, tmp_path: Path) -> None:
     """CrawlStats carries the numbers the CLI prints; the child's stats file is plain JSON."""
     stats: CrawlStats = crawl(demo_sources(demo.url)[:1], settings, tmp_path / "out.jsonl", feeds_only=True)
-    assert stats.pages_fetched >= 5 and stats.articles_new == 4
+    assert stats.pages_fetched >= 5 and stats.articles_new == 5  # 4 articles and the feed's hub page
     assert stats.run_dir and stats.log_file == stats.run_dir / "crawl.log"
     assert stats.run_dir.parent == settings.data_dir / "crawl" / "runs"
     assert json.loads((stats.run_dir / "stats.json").read_text())["finish_reason"] == "finished"
@@ -237,7 +242,7 @@ def test_crawls_of_two_sources_run_at_once_and_deliver_each_article_once(
         assert articles and {a.source for a in articles} == {name}
         assert stats.articles_new == len(articles) and stats.errors == {} and stats.exit_code == 0
     assert first[0].run_dir != first[1].run_dir
-    assert sum(s.articles_new for s in first) == 10  # the legacy outlet's 2 were not asked for
+    assert sum(s.articles_new for s in first) == 11  # the legacy outlet's 2 were not asked for
     assert [s.articles_new for s in again] == [0, 0]
     assert all(read_articles(tmp_path / f"two-{name}.jsonl") == [] for name in names)
     assert stored_sources(settings.data_dir) == names

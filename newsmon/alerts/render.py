@@ -31,7 +31,7 @@ MAX_TITLE_CHARS = 200
 MAX_SUBJECT_TITLE_CHARS = 110
 MAX_SUBJECT_CHARS = 200
 MAX_TOPICS = 5
-MAX_LINES = 6  # reasons / evidence items per story
+MAX_LINES = 8  # reasons / evidence items per story (the alert: 5 cues, 3 nearest examples)
 MAX_LINE_CHARS = 160
 MAX_URL_CHARS = 2000
 
