@@ -166,7 +166,7 @@ class Analyzer:
             tokenized,
             docs,
             [title for title, _ in simplified],
-            # A headline-only item (some feeds) reads as its own lead: the heads never saw an empty one.
+            # A headline-only item (some feeds) reads as its own lead, like the heads' training rows.
             [lead_of(text) or title for title, text in simplified],
         )
 
