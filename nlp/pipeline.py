@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from newsmon.errors import ConfigError
-from newsmon.models import Article
+from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
 from nlp.alert import AlertModel
 from nlp.cluster import StoryClusters
@@ -170,23 +170,32 @@ class Analyzer:
             [lead_of(text) or title for title, text in simplified],
         )
 
-    def signals(self, prepared: Prepared) -> list[Signal]:
+    def signals(
+        self, prepared: Prepared, topics: list[dict[str, Topic]], decisions: list[AlertDecision]
+    ) -> list[Signal]:
+        """The heads' view of a batch; ``topics`` and ``decisions``: the rules' scores of its docs."""
         assert self.signal is not None
-        cues = np.array([cue_vector(self.alerts, self.rules, doc) for doc in prepared.docs], dtype=np.float32)
+        rows = [
+            cue_vector(self.alerts, self.rules, doc, topics=t, decision=d)
+            for doc, t, d in zip(prepared.docs, topics, decisions, strict=True)
+        ]
+        cues = np.array(rows, dtype=np.float32)
         langs = [a.lang for a in prepared.articles]
         return self.signal.score(embed(prepared.titles, prepared.leads), cues.reshape(len(langs), -1), langs)
 
     def analyze_batch(self, articles: list[Article]) -> list[Article]:
         prepared = self.prepare(articles)
         tokenized, docs = prepared.articles, prepared.docs
-        signals = self.signals(prepared) if self.signal is not None else None
+        rule_alerts = [self.alerts.decide(doc) for doc in docs]
+        rule_topics = [self.rules.score(doc) for doc in docs] if self.signal is not None else []
+        signals = self.signals(prepared, rule_topics, rule_alerts) if self.signal is not None else None
         # Nothing to read, nothing to decide: the heads would only echo their bias.
         blank = [not (doc.title or doc.body) for doc in docs]
         if self.topics is None:
             assert self.signal is not None and signals is not None
             topics = [
-                [] if empty else self.signal.topics(sig, self.rules.score(doc))
-                for sig, doc, empty in zip(signals, docs, blank, strict=True)
+                [] if empty else self.signal.topics(sig, scored)
+                for sig, scored, empty in zip(signals, rule_topics, blank, strict=True)
             ]
         else:
             topics = classify(self.topics, tokenized, docs)
@@ -196,7 +205,7 @@ class Analyzer:
         given = self.relevance_model(tokenized) if self.relevance_model is not None else None
         out: list[Article] = []
         for i, (article, doc, labels) in enumerate(zip(tokenized, docs, topics, strict=True)):
-            alert = self.alerts.decide(doc)
+            alert = rule_alerts[i]
             if signals is not None and not blank[i]:
                 assert self.signal is not None
                 alert = self.signal.alert_decision(signals[i], alert.evidence)

@@ -41,14 +41,21 @@ def cue_names(alerts: AlertModel, rules: RulesBackend) -> list[str]:
     ]
 
 
-def cue_vector(alerts: AlertModel, rules: RulesBackend, doc: TokenizedDoc) -> list[float]:
-    """The rules' view of one article, in ``cue_names`` order."""
+def cue_vector(
+    alerts: AlertModel,
+    rules: RulesBackend,
+    doc: TokenizedDoc,
+    topics: dict[str, Topic] | None = None,
+    decision: AlertDecision | None = None,
+) -> list[float]:
+    """The rules' view of one article, in ``cue_names`` order (``topics`` and ``decision``:
+    the rules' scores of ``doc`` where the caller has them already)."""
     found = alerts.features(doc)
-    topics = rules.score(doc)
+    topics = rules.score(doc) if topics is None else topics
     return [
         *(found[n].presence if n in found else 0.0 for n in alerts.rules["features"]),
         *(topics[t].score for t in rules.labels),
-        alerts.decide(doc).score,
+        (decision or alerts.decide(doc)).score,
     ]
 
 
