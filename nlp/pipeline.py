@@ -85,9 +85,8 @@ def default_signal_model() -> SignalModel | None:
 def settings_topic_backend(settings: Settings) -> TopicBackend | str:
     """NEWSMON_TOPIC_BACKEND, with NEWSMON_TOPIC_MODEL as the model of the transformers
     backend or of the ensemble's transformers member (an ensemble.json beside it is used)."""
+    # Settings already checked that NEWSMON_TOPIC_MODEL holds a model.
     model = {"model_dir_or_hub_id": settings.topic_model} if settings.topic_model else {}
-    if model and not (settings.topic_model / "config.json").is_file():
-        raise ConfigError(f"NEWSMON_TOPIC_MODEL: no model in {settings.topic_model} (config.json missing)")
     if settings.topic_backend == "transformers":
         return get_backend("transformers", **model)
     if settings.topic_backend == "ensemble":

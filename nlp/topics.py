@@ -100,7 +100,11 @@ class RulesBackend:
         ]
 
     def classify_doc(self, doc: TokenizedDoc) -> list[Topic]:
-        topics = [t for t in self.score(doc).values() if t.score >= self.threshold(t.label)]
+        return self.kept(self.score(doc))
+
+    def kept(self, scores: Mapping[str, Topic]) -> list[Topic]:
+        """The labels of ``score``'s result that reach their threshold, best first."""
+        topics = [t for t in scores.values() if t.score >= self.threshold(t.label)]
         return sorted(topics, key=lambda t: -t.score)
 
     def classify(self, articles: list[Article]) -> list[list[Topic]]:

@@ -23,7 +23,7 @@ from newsmon.errors import NewsmonError
 from newsmon.models import Article
 from nlp.encoder import DIMENSIONS, ENCODER_NAME, embed
 from nlp.lexicon import load_data
-from nlp.pipeline import Analyzer
+from nlp.pipeline import Analyzer, Prepared
 from nlp.signal import (
     ALERT,
     HEADS_FILE,
@@ -151,6 +151,7 @@ class Features:
     langs: list[str]
     rules_alert: np.ndarray  # the hand-weighted cue model's decision
     rules_topics: list[set[str]]
+    batches: list[Prepared]  # the tokenized batches, for other backends to score
 
     @property
     def matrix(self) -> np.ndarray:
@@ -158,20 +159,21 @@ class Features:
 
 
 def featurize(items: Sequence[SignalItem], analyzer: Analyzer, progress: Progress | None = None) -> Features:
-    embeddings, cues, langs, alerts, topics = [], [], [], [], []
+    embeddings, cues, langs, alerts, topics, batches = [], [], [], [], [], []
     for start in range(0, len(items), 64):
-        batch = [item.article() for item in items[start : start + 64]]
-        prepared = analyzer.prepare(batch)
+        prepared = analyzer.prepare([item.article() for item in items[start : start + 64]])
+        batches.append(prepared)
         embeddings.append(embed(prepared.titles, prepared.leads))
         for doc in prepared.docs:
-            cues.append(cue_vector(analyzer.alerts, analyzer.rules, doc))
-            alerts.append(analyzer.alerts.decide(doc).export_controls)
-            topics.append({t.label for t in analyzer.rules.classify_doc(doc)})
+            scores, decision = analyzer.rules.score(doc), analyzer.alerts.decide(doc)
+            cues.append(cue_vector(analyzer.alerts, analyzer.rules, doc, topics=scores, decision=decision))
+            alerts.append(decision.export_controls)
+            topics.append({t.label for t in analyzer.rules.kept(scores)})
         langs += [item.lang for item in items[start : start + 64]]  # the corpus knows the language
         if progress:
             progress(f"features: {min(start + 64, len(items))}/{len(items)} items")
     return Features(
-        np.vstack(embeddings), np.asarray(cues, dtype=np.float32), langs, np.asarray(alerts), topics
+        np.vstack(embeddings), np.asarray(cues, dtype=np.float32), langs, np.asarray(alerts), topics, batches
     )
 
 
@@ -427,15 +429,11 @@ def evaluate(
     feats = featurize(items, analyzer, say)
     truth = targets(items).astype(bool)
     probs = signal.probabilities(feats.embeddings, feats.cues)
-    alert = np.array(
-        [p >= signal.alert_threshold(lang) for p, lang in zip(probs[:, 0], feats.langs, strict=True)]
-    )
+    alert = probs[:, 0] >= np.array([signal.alert_threshold(lang) for lang in feats.langs])
     topic_thr = np.array([signal.meta["topic_thresholds"][t] for t in TOPICS])
     backends: dict[str, np.ndarray] = {
         "signal": np.column_stack([alert, probs[:, 1:] >= topic_thr]),
-        "rules": np.column_stack(
-            [feats.rules_alert, [[t in found for t in TOPICS] for found in feats.rules_topics]]
-        ),
+        "rules": np.column_stack([feats.rules_alert, _label_matrix(feats.rules_topics)]),
         "keywords": keyword_decisions(items),
     }
     if with_transformers:
@@ -443,10 +441,11 @@ def evaluate(
         for name in ("transformers", "ensemble"):
             say(f"scoring the {name} topic backend")
             backend = get_backend(name)
-            found: list[set[str]] = []
-            for start in range(0, len(items), 64):
-                prepared = analyzer.prepare([item.article() for item in items[start : start + 64]])
-                found += [{t.label for t in ts} for ts in classify(backend, prepared.articles, prepared.docs)]
+            found = [
+                {t.label for t in ts}
+                for prepared in feats.batches
+                for ts in classify(backend, prepared.articles, prepared.docs)
+            ]
             backends[name] = np.column_stack([feats.rules_alert, _label_matrix(found)])
     langs = np.array(feats.langs)
     report: dict[str, Any] = {
