@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from newsmon.errors import NewsmonError, service_error
+from newsmon.errors import NewsmonError, one_line
 from newsmon.settings import get_settings
 
 app = typer.Typer(
@@ -141,13 +141,11 @@ def main() -> None:
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "newsmon"
         _fail(f"{where}: {exc.format_message()} (see `{where} --help`)")
-    except NewsmonError as exc:
-        _fail(str(exc))
     except (KeyboardInterrupt, typer.Abort):
         console.print("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if (line := service_error(exc, _es_url())) is None:
+        if (line := one_line(exc, _es_url())) is None:
             raise  # a bug: its traceback is what a report needs
         _fail(line)
     sys.exit(code if isinstance(code, int) else 0)

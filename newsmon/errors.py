@@ -13,11 +13,14 @@ class ESNodeError(NewsmonError):
     """The local Elasticsearch node could not be built, started or stopped."""
 
 
-def service_error(exc: BaseException, es_url: str) -> str | None:
-    """One line for an Elasticsearch failure that no caller explained, else None (a bug)."""
+def one_line(exc: BaseException, es_url: str) -> str | None:
+    """The line a user is shown for ``exc``: a NewsmonError's own, or one for an Elasticsearch
+    failure that no caller explained; None for anything else (a bug, whose traceback counts)."""
     from elastic_transport import TransportError
     from elasticsearch import ApiError
 
+    if isinstance(exc, NewsmonError):
+        return str(exc)
     if isinstance(exc, TransportError):
         return f"cannot reach Elasticsearch at {es_url}: {_root_cause(exc)}"
     if isinstance(exc, ApiError):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from newsmon.errors import NewsmonError, service_error
+from newsmon.errors import NewsmonError, one_line
 from newsmon.locks import file_lock
 from newsmon.models import Article
 from newsmon.settings import Settings
@@ -249,10 +249,8 @@ def run_once(
         # Filled in place, so a later failure still shows what was analysed, indexed and spooled.
         process_inbox(settings, progress=say, stats=summary.process)
         summary.alerts = run_alert_rules(settings, progress=say)
-    except NewsmonError as exc:
-        summary.error = str(exc)
     except Exception as exc:
-        if (line := service_error(exc, settings.es_url)) is None:
+        if (line := one_line(exc, settings.es_url)) is None:
             raise
         summary.error = line
     summary.seconds = time.monotonic() - started
