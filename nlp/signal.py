@@ -23,6 +23,7 @@ import numpy as np
 from newsmon.models import AlertDecision, Topic
 from nlp.alert import AlertModel
 from nlp.cues import TokenizedDoc
+from nlp.encoder import TITLE_DIMENSIONS
 from nlp.topics import RulesBackend
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "signal"
@@ -60,10 +61,9 @@ def cue_vector(
 
 
 def neighbour_view(embeddings: np.ndarray) -> np.ndarray:
-    """Headline and lead embeddings folded into one unit vector per article, for similarity."""
-    half = embeddings.shape[1] // 2
-    both = embeddings[:, :half] + embeddings[:, half:]
-    return both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-9)
+    """The headline part of each article's embedding (unit length): the labelled items shown as
+    evidence are the ones whose headlines say the most similar thing."""
+    return embeddings[:, :TITLE_DIMENSIONS]
 
 
 @dataclass(frozen=True)
