@@ -228,3 +228,37 @@ def test_the_reporter_of_a_byline_becomes_the_author() -> None:
     article = extract_article(page.encode(), "https://news.example/a/1").article
     assert article is not None and article.authors == ["박지훈"]
     assert article.text.endswith("밝혔다.") and "@" not in article.text and "무단" not in article.text
+
+
+def test_each_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metadata, dates, body and fallback share one tree: trafilatura is handed that tree (so
+    its loader never parses the page again), and a long story costs one trafilatura run."""
+    from lxml import html as lxml_html
+
+    import crawlers.extract as extract
+
+    title = "수출 허가 심사 지연"
+    page_parses, runs = [], []
+    real_parse, real_run = lxml_html.document_fromstring, extract.trafilatura.extract
+
+    def counted_parse(html: str | bytes, *args: object, **kwargs: object) -> object:
+        text = html if isinstance(html, str) else html.decode("utf-8", "replace")
+        if title in text:  # the page itself, not a fragment trafilatura builds
+            page_parses.append(1)
+        return real_parse(html, *args, **kwargs)
+
+    def counted_run(document: object, *args: object, **kwargs: object) -> object:
+        runs.append((type(document).__name__, kwargs.get("favor_precision")))
+        return real_run(document, *args, **kwargs)
+
+    monkeypatch.setattr(lxml_html, "document_fromstring", counted_parse)
+    monkeypatch.setattr(extract.trafilatura, "extract", counted_run)
+    story = "".join(
+        f"<p>반도체 장비 수출 허가 심사가 {i}주째 이어지면서 업계의 납기 차질 우려가 커지고 있다.</p>"
+        for i in range(12)
+    )
+    html = f"<html><head><title>{title}</title></head><body><article>{story}</article></body></html>"
+    result = extract_article(html.encode(), "https://www.gasang-it.example/news/1", KO, FETCHED)
+    assert result.article is not None and "납기 차질" in result.article.text
+    assert page_parses == [1]
+    assert runs == [("HtmlElement", True)]  # the precision run alone: its body is the story
