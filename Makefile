@@ -23,12 +23,13 @@ demo: setup
 	$(BIN)/newsmon run --demo
 	$(BIN)/newsmon search 수출통제
 
-# pytest exits 5 when it collected no tests; that is not a failure of the suite.
-test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+# Lint first (style, then the floors between packages), then the whole suite. Any non-zero
+# pytest exit fails, 5 ("no tests collected") included: it means a broken collection.
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) var index/localnode/target

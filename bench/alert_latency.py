@@ -34,9 +34,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
+# The SMTP sink is a test helper (tests/helpers), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from helpers.smtpsink import SmtpSink, free_port
+
 from crawlers.demo_server import DEMO_ROOT, DEMO_SOURCES, serve_demo
 from newsmon import esnode
-from newsmon.alerts.smtpsink import SmtpSink, free_port
 from newsmon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

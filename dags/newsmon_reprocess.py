@@ -1,5 +1,5 @@
 """newsmon_reprocess (manual): re-run the analysis on stored articles, e.g. after a model or
-taxonomy change, through ``index.reprocess.reprocess`` (what ``newsmon reprocess`` runs).
+taxonomy change, through ``newsmon.pipeline.reprocess_stored`` (what ``newsmon reprocess`` runs).
 
 Params: ``since`` / ``until`` (an ISO date, a time ago such as ``7d``, or ES date math;
 ``until`` empty: up to now) and ``sites`` (registry names or hosts; empty: all sites).
@@ -23,14 +23,13 @@ def sites_to_reprocess(params: dict[str, Any] | None = None) -> list[str | None]
 
 @task(max_active_tis_per_dag=1, execution_timeout=timedelta(hours=6))
 def reprocess_site(site: str | None, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    from index.reprocess import reprocess
-    from index.search import parse_when
     from newsmon.airflow_local import airflow_settings
+    from newsmon.pipeline import reprocess_stored
 
     params = params or {}
-    since, until = (parse_when(params[k]) if params.get(k) else None for k in ("since", "until"))
+    since, until = params.get("since") or None, params.get("until") or None
     log.info("reprocessing %s from %s to %s", site or "all sites", since, until or "now")
-    stats = reprocess(
+    stats = reprocess_stored(
         airflow_settings(), since, until, site, progress=lambda n: log.info("reprocessed %d more", n)
     )
     return summary(stats)

@@ -1,12 +1,11 @@
 """Typer commands for the index side; ``newsmon.cli`` mounts them::
 
-    app.command("index")(index_command)
     app.command("search")(search_command)
     app.command("stats")(stats_command)
-    app.command("reprocess")(reprocess_command)
     app.add_typer(kibana_app, name="kibana")
 
-Each prints rich tables, or one JSON document with ``--json``.
+(``newsmon index`` and ``newsmon reprocess`` analyse as well, so they live with the app in
+``newsmon.cli``.) Each prints rich tables, or one JSON document with ``--json``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -43,11 +41,11 @@ AlertOpt = Annotated[
 ]
 
 
-def _print_json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
     out.print_json(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-def _counts_table(title: str, rows: dict[str, Any], value_name: str = "count") -> Table:
+def counts_table(title: str, rows: dict[str, Any], value_name: str = "count") -> Table:
     table = Table(title=title)
     table.add_column("")
     table.add_column(value_name, justify="right")
@@ -57,7 +55,7 @@ def _counts_table(title: str, rows: dict[str, Any], value_name: str = "count") -
 
 
 @contextmanager
-def _progress(total: int | None, what: str) -> Iterator[Callable[[int], None]]:
+def progress_bar(total: int | None, what: str) -> Iterator[Callable[[int], None]]:
     columns = [TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(what, total=total)
@@ -80,48 +78,6 @@ def _filters(
         "since": parse_when(since) if since else None,
         "until": parse_when(until) if until else None,
     }
-
-
-def index_command(
-    files: Annotated[list[Path] | None, typer.Argument(help="JSON-lines files of articles.")] = None,
-    setup: Annotated[
-        bool, typer.Option("--setup", help="Create or update template, index and alias.")
-    ] = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Set up the index, and/or index articles from JSONL files (spooled ones are replayed)."""
-    from index.bulk import index_articles
-    from index.setup import setup_index
-    from newsmon.pipeline import read_articles
-
-    if not setup and not files:
-        raise NewsmonError("nothing to do: give JSONL files of articles and/or --setup")
-    settings = get_settings()
-    report: dict[str, Any] = {}
-    if setup:
-        result = setup_index(settings)
-        report["setup"] = asdict(result)
-        if not json_out:
-            out.print(_counts_table("index setup", report["setup"], "value"))
-    if files:
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise NewsmonError(f"no such file: {', '.join(missing)}")
-        errors: dict[str, int] = {}
-        total = sum(1 for f in files for line in f.open(encoding="utf-8") if line.strip())
-        with _progress(total, "indexing") as advance:
-            articles = (a for f in files for a in read_articles(f, errors))
-            stats = index_articles(articles, settings, progress=advance)
-        report["index"] = {**asdict(stats), **errors}
-        if not json_out:
-            out.print(_counts_table("indexed articles", report["index"]))
-    if json_out:
-        _print_json(report)
-    if files and stats.spooled:
-        raise NewsmonError(
-            f"Elasticsearch at {settings.es_url} did not take {stats.spooled} article(s): they are spooled "
-            f"under {settings.data_dir / 'spool'} and the next index run replays them"
-        )
 
 
 def search_command(
@@ -152,7 +108,7 @@ def search_command(
         size=size,
     )
     if json_out:
-        _print_json(asdict(result))
+        print_json(asdict(result))
         return
     table = Table(title=f"{result.total} articles ({result.took_ms} ms)", show_lines=True)
     for name in ("published", "site", "lang", "score", "article"):
@@ -199,7 +155,7 @@ def stats_command(
         top=top,
     )
     if json_out:
-        _print_json(asdict(stats))
+        print_json(asdict(stats))
         return
     out.print(f"{stats.total} articles")
     for title, buckets in (
@@ -209,30 +165,7 @@ def stats_command(
         ("entities", stats.entities),
         (f"per {interval}", stats.days),
     ):
-        out.print(_counts_table(title, {b.key: b.count for b in buckets}))
-
-
-def reprocess_command(
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    site: SiteOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Re-run the NLP analysis on stored articles and write back what changed."""
-    from index.reprocess import reprocess
-
-    with _progress(None, "reprocessing") as advance:
-        stats = reprocess(
-            get_settings(),
-            since=parse_when(since) if since else None,
-            until=parse_when(until) if until else None,
-            site=site,
-            progress=advance,
-        )
-    if json_out:
-        _print_json(asdict(stats))
-    else:
-        out.print(_counts_table("reprocessed articles", asdict(stats)))
+        out.print(counts_table(title, {b.key: b.count for b in buckets}))
 
 
 kibana_app = typer.Typer(help="Kibana saved objects (data view, searches, dashboard).", no_args_is_help=True)
@@ -261,6 +194,6 @@ def kibana_import_command(
         ca_certs=settings.es_ca_certs,
     )
     if json_out:
-        _print_json(answer)
+        print_json(answer)
     else:
         out.print(f"imported {answer.get('successCount', 0)} saved objects into Kibana at {url}")

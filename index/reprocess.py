@@ -39,18 +39,12 @@ def analysis_changed(doc: dict[str, Any], stored: dict[str, Any]) -> bool:
     return any(doc[k] != stored.get(k) for k in doc if k != "indexed")
 
 
-def default_analyze(articles: list[Article]) -> Iterable[Article]:
-    from nlp.pipeline import analyze_articles
-
-    return analyze_articles(articles)
-
-
 def reprocess(
     settings: Settings,
+    analyze: Analyze,
     since: When | None = None,
     until: When | None = None,
     site: str | None = None,
-    analyze: Analyze | None = None,
     *,
     client: Elasticsearch | None = None,
     batch_size: int = BATCH_SIZE,
@@ -58,8 +52,7 @@ def reprocess(
     retry: Retry | None = None,
 ) -> ReprocessStats:
     """Re-analyse the stored articles dated in [since, until] (and from ``site``) with
-    ``analyze`` (default: the NLP pipeline's ``analyze_articles``)."""
-    analyze = analyze or default_analyze
+    ``analyze`` (the app hands in the NLP stage's, built from the same settings)."""
     client = client or es_client(settings)
     retry = retry or Retry(attempts=settings.es_retries)
     writer = Writer(settings, client, retry=retry, dead=DeadLetters(settings), changed=analysis_changed)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from index.cli import JsonOpt, SinceOpt, SiteOpt, UntilOpt
 from newsmon.errors import NewsmonError, one_line
 from newsmon.settings import get_settings
 
@@ -87,10 +89,75 @@ def run(
         _fail(summary.error)
 
 
+# --- commands that analyse and index (the app's pipeline, as `newsmon run`) --------------
+
+
+def index_command(
+    files: Annotated[list[Path] | None, typer.Argument(help="JSON-lines files of articles.")] = None,
+    setup: Annotated[
+        bool, typer.Option("--setup", help="Create or update template, index and alias.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set up the index, and/or analyse and index articles from JSONL files (as `newsmon run`
+    does with its inbox; spooled ones are replayed)."""
+    from index.cli import counts_table, print_json, progress_bar
+    from index.setup import setup_index
+    from newsmon.pipeline import ProcessStats, analyse_and_index
+
+    if not setup and not files:
+        raise NewsmonError("nothing to do: give JSONL files of articles and/or --setup")
+    settings = get_settings()
+    report: dict[str, Any] = {}
+    if setup:
+        report["setup"] = asdict(setup_index(settings))
+        if not json_out:
+            out.print(counts_table("index setup", report["setup"], "value"))
+    spooled = 0
+    if files:
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise NewsmonError(f"no such file: {', '.join(missing)}")
+        stats = ProcessStats()
+        with progress_bar(len(files), "files") as advance:
+            for path in files:
+                analyse_and_index(settings, [path], stats)
+                advance(1)
+        spooled = stats.indexed.get("spooled", 0)
+        report["index"] = {"analyzed": stats.analyzed, **stats.indexed, **stats.errors}
+        if not json_out:
+            out.print(counts_table("analysed and indexed articles", report["index"]))
+    if json_out:
+        print_json(report)
+    if spooled:
+        raise NewsmonError(
+            f"Elasticsearch at {settings.es_url} did not take {spooled} article(s): they are spooled "
+            f"under {settings.data_dir / 'spool'} and the next index run replays them"
+        )
+
+
+def reprocess_command(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    site: SiteOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-run the NLP analysis on stored articles and write back what changed."""
+    from index.cli import counts_table, print_json, progress_bar
+    from newsmon.pipeline import reprocess_stored
+
+    with progress_bar(None, "reprocessing") as advance:
+        stats = reprocess_stored(get_settings(), since, until, site, progress=advance)
+    if json_out:
+        print_json(asdict(stats))
+    else:
+        out.print(counts_table("reprocessed articles", asdict(stats)))
+
+
 def _mount() -> None:
     """Commands that live beside the library code they wrap (Scrapy split: the CLI only routes)."""
     from crawlers.cli import crawl_command, extract_command, sources_app
-    from index.cli import index_command, kibana_app, reprocess_command, search_command, stats_command
+    from index.cli import kibana_app, search_command, stats_command
     from newsmon.airflow_local import newsmon_airflow_command
     from newsmon.alerts.cli import alerts_app
     from nlp.cli import analyze_command

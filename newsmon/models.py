@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, computed_field
@@ -92,3 +94,17 @@ class Article(BaseModel):
     @property
     def content_hash(self) -> str:
         return content_hash(self.title, self.text)
+
+
+def read_articles(path: Path, errors: dict[str, int] | None = None) -> Iterator[Article]:
+    """Articles from a JSONL file; a bad line is counted and skipped, never fatal."""
+    # errors="replace": a line with broken UTF-8 fails validation and is counted, not fatal.
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                yield Article.model_validate_json(line)
+            except ValueError:
+                if errors is not None:
+                    errors["bad_inbox_line"] = errors.get("bad_inbox_line", 0) + 1

@@ -13,7 +13,7 @@ live one from a dead crawl's); ``process_inbox`` runs one at a time per data dir
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,13 +25,14 @@ from rich.table import Table
 
 from newsmon.errors import NewsmonError, one_line
 from newsmon.locks import file_lock
-from newsmon.models import Article
+from newsmon.models import read_articles
 from newsmon.settings import Settings
 
 if TYPE_CHECKING:
     from crawlers.registry import Source
     from crawlers.run import CrawlStats
     from index.bulk import IndexStats
+    from index.reprocess import ReprocessStats
 
 Progress = Callable[[str], None]
 # process_inbox waits this long for another run's processing (analysis of a daily crawl's
@@ -139,20 +140,6 @@ def check_crawls(names: list[str], results: list[dict[str, Any]]) -> dict[str, i
     return {"sources": len(names), "failed": 0}
 
 
-def read_articles(path: Path, errors: dict[str, int] | None = None) -> Iterator[Article]:
-    """Articles from a JSONL file; a bad line is counted and skipped, never fatal."""
-    # errors="replace": a line with broken UTF-8 fails validation and is counted, not fatal.
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                yield Article.model_validate_json(line)
-            except ValueError:
-                if errors is not None:
-                    errors["bad_inbox_line"] = errors.get("bad_inbox_line", 0) + 1
-
-
 @dataclass
 class ProcessStats:
     files: int = 0
@@ -182,8 +169,22 @@ def process_inbox(
 
 def _process_inbox(settings: Settings, progress: Progress | None, stats: ProcessStats) -> ProcessStats:
     files = pending_inbox_files(settings)
-    if not files:
-        return stats
+    if files:
+        analyse_and_index(settings, files, stats, progress=progress, remove=True)
+    return stats
+
+
+def analyse_and_index(
+    settings: Settings,
+    files: list[Path],
+    stats: ProcessStats,
+    *,
+    progress: Progress | None = None,
+    remove: bool = False,
+) -> ProcessStats:
+    """Analyse then index the articles of each JSONL file (``remove``: delete each file once its
+    articles are indexed or spooled). ``newsmon run``, the DAGs and ``newsmon index`` share it:
+    nothing is indexed unanalysed."""
     from index.bulk import index_articles
     from nlp.pipeline import analyze_articles, settings_analyzer
 
@@ -200,9 +201,36 @@ def _process_inbox(settings: Settings, progress: Progress | None, stats: Process
         result: IndexStats = index_articles(analyzed, settings)
         for key, value in _counts(result).items():
             stats.indexed[key] = stats.indexed.get(key, 0) + value
-        # Indexed or spooled by the indexer: either way it is safe to let the file go.
-        path.unlink()
+        if remove:
+            # Indexed or spooled by the indexer: either way it is safe to let the file go.
+            path.unlink()
     return stats
+
+
+def reprocess_stored(
+    settings: Settings,
+    since: str | None = None,
+    until: str | None = None,
+    site: str | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ReprocessStats:
+    """Re-analyse the stored articles dated in [since, until] (a date such as 2026-05-01 or a
+    time ago such as 7d; and from ``site``) with the settings' analyzer, writing back what
+    changed (``newsmon reprocess`` and its DAG)."""
+    from index.reprocess import reprocess
+    from index.search import parse_when
+    from nlp.pipeline import analyze_articles, settings_analyzer
+
+    analyzer = settings_analyzer(settings)
+    return reprocess(
+        settings,
+        lambda batch: analyze_articles(batch, analyzer=analyzer),
+        parse_when(since) if since else None,
+        parse_when(until) if until else None,
+        site,
+        progress=progress,
+    )
 
 
 def _counts(obj: Any) -> dict[str, int]:

@@ -6,13 +6,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_alert_run import DESK, story
-from test_index_docs import isolated
+from helpers.articles import DESK, isolated, story
+from helpers.smtpsink import SmtpSink
 
 from index.bulk import index_articles
 from newsmon.alerts.rules import load_rules, parse_rules
 from newsmon.alerts.run import run_alerts
-from newsmon.alerts.smtpsink import SmtpSink
 from newsmon.models import AlertDecision
 from newsmon.settings import Settings
 

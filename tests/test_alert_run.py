@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
-from test_index_docs import isolated
+from helpers.articles import DESK, isolated, story
+from helpers.smtpsink import ReceivedMail, SmtpSink, free_port
 
 from index.bulk import index_articles
 from index.client import articles_alias, es_client
@@ -27,16 +28,12 @@ from index.setup import setup_index
 from newsmon.alerts.ledger import Ledger
 from newsmon.alerts.rules import AlertRule, parse_rules
 from newsmon.alerts.run import AlertRunStats, ledger_path, run_alerts
-from newsmon.alerts.sample import sample_articles
 from newsmon.alerts.search import PAGE_SIZE, search_pages
-from newsmon.alerts.smtpsink import ReceivedMail, SmtpSink, free_port
 from newsmon.errors import NewsmonError
 from newsmon.models import AlertDecision, Article, utcnow
 from newsmon.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-DESK = "desk@example.org"
 
 
 @dataclass
@@ -59,25 +56,6 @@ class Node:
 def es(es_settings: Settings, tmp_path: Path) -> Node:
     settings = isolated(es_settings, tmp_path)
     return Node(settings, es_client(settings))
-
-
-def story(n: int, *, lang: str = "ko", cluster: str | None = None, **update: Any) -> Article:
-    """Article ``n`` of a story; the same ``cluster`` makes them copies of one story."""
-    base = sample_articles()[0 if lang == "ko" else 3]
-    url = f"https://outlet{n}.example/news/{n}"
-    return base.model_copy(
-        update={
-            "url": url,
-            "canonical_url": url,
-            "source": f"outlet{n}",
-            "site": f"outlet{n}.example",
-            "title": f"{base.title} #{n}",
-            "lang": lang,
-            "cluster_id": cluster,
-            "published": base.published + timedelta(minutes=n) if base.published else None,
-        }
-        | update
-    )
 
 
 def _settings(es: Node, sink: SmtpSink | None = None, **overrides: Any) -> Settings:

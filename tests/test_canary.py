@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from helpers.smtpsink import SmtpSink, free_port
 
 from crawlers.check import check_source, http_fetcher
 from crawlers.demo_server import DemoServer, demo_sources, serve_demo
 from crawlers.registry import Source
-from newsmon.alerts.smtpsink import SmtpSink, free_port
 from newsmon.canary import (
     SiteCheck,
     check_site,

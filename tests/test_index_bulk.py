@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from elasticsearch import ConnectionError as ESConnectionError
-from test_index_docs import make_article
+from helpers.articles import make_article
 
 from index.bulk import IndexStats, _chunks, index_articles
 from index.ops import Retry

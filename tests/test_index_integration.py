@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
-from test_index_docs import isolated, make_article
+from helpers.articles import isolated, make_article
 
 import index.bulk
 from index.bulk import IndexStats, index_articles

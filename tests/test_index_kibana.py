@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_index_mapping import FIELDS
+from helpers.mapping import FIELDS
 
 from index.kibana import kibana_import, saved_objects
 from newsmon.errors import NewsmonError

@@ -3,29 +3,14 @@ production distribution (analysis-nori + analysis-smartcn) both have."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from test_index_docs import NOW, make_article
+from helpers.articles import NOW, make_article
+from helpers.mapping import FIELDS
 
 from index.docs import mapping_spec, to_doc
 
 # Names both the local node's analysis plugin and production provide, plus ES built-ins.
 ALLOWED_ANALYSIS = {"nori", "nori_tokenizer", "smartcn", "smartcn_tokenizer", "cjk_bigram", "cjk_width"}
 BUILT_IN = {"standard", "lowercase", "custom", "keyword", "whitespace", "simple"}
-
-
-def field_types(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Every field path (multi-fields and object members included) -> its type."""
-    out: dict[str, str] = {}
-    for name, spec in properties.items():
-        path = prefix + name
-        out[path] = spec.get("type", "object")
-        out.update(field_types(spec.get("properties", {}), path + "."))
-        out.update(field_types(spec.get("fields", {}), path + "."))
-    return out
-
-
-FIELDS = field_types(mapping_spec()["mappings"]["properties"])
 
 
 def test_issue_fields_and_types() -> None:

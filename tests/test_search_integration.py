@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import typer
-from test_index_docs import isolated, make_article
+from helpers.articles import isolated, make_article
 from typer.testing import CliRunner
 
-import index.reprocess
 from index.bulk import index_articles
-from index.cli import index_command, kibana_app, reprocess_command, search_command, stats_command
+from index.cli import kibana_app, search_command, stats_command
 from index.client import articles_alias, es_client
 from index.search import article_stats, search_articles
+from newsmon.cli import index_command, reprocess_command
 from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
 
@@ -150,21 +150,37 @@ def test_cli_search_and_stats(cli: typer.Typer) -> None:
     assert bad.exit_code != 0
 
 
-def test_cli_index_and_reprocess(
+def test_cli_index_analyses_and_reprocess_writes_back_nothing_new(
     cli: typer.Typer, indexed: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`newsmon index FILES` takes the run's path (analysis, then indexing), into an index of its own."""
+    fresh = isolated(indexed, tmp_path)
+    monkeypatch.setenv("NEWSMON_INDEX_PREFIX", fresh.index_prefix)
+    monkeypatch.setenv("NEWSMON_DATA_DIR", str(fresh.data_dir))
+    get_settings.cache_clear()
     runner = CliRunner()
+    raw = [a.model_copy(update={"topics": [], "alert": AlertDecision()}) for a in corpus()]
     jsonl = tmp_path / "articles.jsonl"
-    jsonl.write_text("".join(a.model_dump_json() + "\n" for a in corpus()) + "not json\n")
-    result = runner.invoke(cli, ["index", str(jsonl), "--setup", "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
-    assert report["setup"]["created"] is False
-    assert report["index"]["unchanged"] == 6
-    assert report["index"]["bad_inbox_line"] == 1
-    monkeypatch.setattr(index.reprocess, "default_analyze", lambda batch: batch)
-    again = runner.invoke(cli, ["reprocess", "--site", "etnews.com", "--json"])
-    assert again.exit_code == 0, again.output
-    assert json.loads(again.output) == {"read": 1, "updated": 0, "unchanged": 1, "failed": 0}
+    jsonl.write_text("".join(a.model_dump_json() + "\n" for a in raw) + "not json\n")
+    try:
+        result = runner.invoke(cli, ["index", str(jsonl), "--setup", "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["setup"]["created"] is True
+        assert (report["index"]["analyzed"], report["index"]["created"]) == (6, 6)
+        assert report["index"]["bad_inbox_line"] == 1
+        client = es_client(fresh)
+        client.indices.refresh(index=articles_alias(fresh))
+        stored = [h["_source"] for h in client.search(index=articles_alias(fresh), size=10)["hits"]["hits"]]
+        assert all(doc["analyzer"] for doc in stored)  # nothing indexed unanalysed
+        assert any(doc["topics"] for doc in stored)
+        again = runner.invoke(cli, ["reprocess", "--site", "etnews.com", "--json"])
+        assert again.exit_code == 0, again.output
+        # The same analyzer over the same text: nothing to write back.
+        assert json.loads(again.output) == {"read": 1, "updated": 0, "unchanged": 1, "failed": 0}
+    finally:
+        client = es_client(fresh)
+        client.indices.delete(index=f"{articles_alias(fresh)}-v*", ignore_unavailable=True)
+        client.options(ignore_status=404).indices.delete_index_template(name=articles_alias(fresh))
     nothing = runner.invoke(cli, ["index"])
     assert nothing.exit_code != 0
