@@ -18,13 +18,12 @@ from newsmon_tasks import DEFAULT_ARGS, START, TAGS, enabled_sources, summary
 @task(max_active_tis_per_dag=4, execution_timeout=timedelta(minutes=10))
 def check_site(name: str) -> dict[str, Any]:
     """A broken site is a result, not a task failure; only the canary's own errors fail it."""
-    from crawlers.registry import select_sources
     from newsmon.airflow_local import airflow_settings
     from newsmon.canary import check_site as check
     from newsmon.pipeline import load_sources
 
     settings = airflow_settings()
-    (source,) = select_sources(load_sources(settings), [name])
+    (source,) = load_sources(settings, names=[name])
     return check(settings, source).to_dict()
 
 

@@ -39,12 +39,11 @@ LOCK_WAIT = timedelta(minutes=10)
 
 @task(pool=CRAWL_POOL, execution_timeout=timedelta(hours=1))
 def crawl_source(name: str) -> dict[str, Any]:
-    from crawlers.registry import select_sources
     from newsmon.airflow_local import airflow_settings
     from newsmon.pipeline import crawl_to_inbox, load_sources
 
     settings = airflow_settings()
-    sources = select_sources(load_sources(settings), [name])
+    sources = load_sources(settings, names=[name])
     stats = crawl_to_inbox(
         settings, sources, tag=f"daily-{name}", progress=log.info, lock_wait=LOCK_WAIT.total_seconds()
     )

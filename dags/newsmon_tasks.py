@@ -72,13 +72,10 @@ def enabled_sources() -> list[str]:
 # ALL_DONE: whatever the crawls that did succeed put in the inbox gets indexed.
 @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=45))
 def analyze_and_index() -> dict[str, Any]:
-    from index.setup import setup_index
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import process_inbox
+    from newsmon.pipeline import index_inbox
 
-    settings = airflow_settings()
-    setup_index(settings)  # idempotent; creates or updates template, index and alias
-    return summary(process_inbox(settings, progress=log.info))
+    return summary(index_inbox(airflow_settings(), progress=log.info))
 
 
 @task(execution_timeout=timedelta(minutes=15))
@@ -88,10 +85,10 @@ def send_alerts(mode: Mode) -> dict[str, Any]:
     Unsent stories stay pending in the alert ledger, so the retry sends exactly those.
     """
     from newsmon.airflow_local import airflow_settings
-    from newsmon.alerts import run_alerts
     from newsmon.errors import NewsmonError
+    from newsmon.pipeline import alert_run
 
-    stats = run_alerts(airflow_settings(), mode=mode, progress=log.info)
+    stats = alert_run(airflow_settings(), mode=mode, progress=log.info)
     if stats.error:
         raise NewsmonError(stats.error)
     return summary(stats)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from index.cli import JsonOpt, SinceOpt, SiteOpt, UntilOpt
+from newsmon.alerts.cli import RulesPath
 from newsmon.errors import NewsmonError, one_line
 from newsmon.settings import get_settings
 
@@ -154,6 +155,36 @@ def reprocess_command(
         out.print(counts_table("reprocessed articles", asdict(stats)))
 
 
+def alerts_run_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and render, but send nothing.")] = False,
+    digest: Annotated[
+        bool, typer.Option("--digest", help="Run the digest rules instead of the immediate ones.")
+    ] = False,
+    rules: RulesPath = None,
+) -> None:
+    """Run the alert rules over the articles indexed since their last run."""
+    from newsmon.alerts.cli import say
+    from newsmon.alerts.rules import load_rules, rules_path
+    from newsmon.pipeline import alert_run
+
+    settings = get_settings()
+    stats = alert_run(
+        settings,
+        dry_run=dry_run,
+        mode="digest" if digest else "immediate",
+        rules=load_rules(rules or rules_path(settings)),
+        progress=say,
+    )
+    verb = "dry run, nothing sent: would send" if dry_run else "sent"
+    say(
+        f"{stats.matched} matched articles, {stats.new_stories} new stories; {verb} {stats.sent} stories"
+        f" in {stats.emails} emails; {stats.skipped_already_sent}"
+        f" already sent; {stats.failed_pending} pending for the next run"
+    )
+    if stats.error:
+        raise NewsmonError(stats.error)
+
+
 def _mount() -> None:
     """Commands that live beside the library code they wrap (Scrapy split: the CLI only routes)."""
     from crawlers.cli import crawl_command, extract_command, sources_app
@@ -174,6 +205,7 @@ def _mount() -> None:
     app.command("reprocess")(reprocess_command)
     app.command("train")(train_command)
     app.command("airflow")(newsmon_airflow_command)
+    alerts_app.command("run")(alerts_run_command)  # matches come from the index: the app wires it
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(kibana_app, name="kibana")
     app.add_typer(signal_app, name="signal")

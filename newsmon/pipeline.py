@@ -13,7 +13,7 @@ live one from a dead crawl's); ``process_inbox`` runs one at a time per data dir
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from crawlers.run import CrawlStats
     from index.bulk import IndexStats
     from index.reprocess import ReprocessStats
+    from newsmon.alerts.rules import AlertRule, Mode
+    from newsmon.alerts.run import AlertRunStats
 
 Progress = Callable[[str], None]
 # process_inbox waits this long for another run's processing (analysis of a daily crawl's
@@ -51,10 +53,15 @@ def pending_inbox_files(settings: Settings) -> list[Path]:
     return sorted(inbox_dir(settings).glob("*.jsonl"))
 
 
-def load_sources(settings: Settings, sources_path: Path | None = None) -> list[Source]:
+def load_sources(
+    settings: Settings, sources_path: Path | None = None, names: list[str] | None = None
+) -> list[Source]:
+    """The enabled sources of the registry, or the ``names``d ones (an unknown name is an error)."""
     from crawlers.registry import load_sources as load
+    from crawlers.registry import select_sources
 
-    return [s for s in load(sources_path or settings.sources) if s.enabled]
+    enabled = [s for s in load(sources_path or settings.sources) if s.enabled]
+    return select_sources(enabled, names) if names else enabled
 
 
 def crawl_sources(
@@ -174,6 +181,16 @@ def _process_inbox(settings: Settings, progress: Progress | None, stats: Process
     return stats
 
 
+def index_inbox(
+    settings: Settings, *, progress: Progress | None = None, stats: ProcessStats | None = None
+) -> ProcessStats:
+    """Create or update the index (idempotent), then analyse and index the inbox."""
+    from index.setup import setup_index
+
+    setup_index(settings)
+    return process_inbox(settings, progress=progress, stats=stats)
+
+
 def analyse_and_index(
     settings: Settings,
     files: list[Path],
@@ -269,13 +286,10 @@ def run_once(
         sources = crawl_sources(settings, stack, demo=demo, sources_path=sources_path, progress=say)
         say(f"crawling {len(sources)} sources")
         crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
-    from index.setup import setup_index
-
     summary = RunSummary(crawl=vars(crawl_stats), process=ProcessStats(), alerts={}, seconds=0.0)
     try:
-        setup_index(settings)
         # Filled in place, so a later failure still shows what was analysed, indexed and spooled.
-        process_inbox(settings, progress=say, stats=summary.process)
+        index_inbox(settings, progress=say, stats=summary.process)
         summary.alerts = run_alert_rules(settings, progress=say)
     except Exception as exc:
         if (line := one_line(exc, settings.es_url)) is None:
@@ -285,13 +299,28 @@ def run_once(
     return summary
 
 
-def run_alert_rules(
-    settings: Settings, *, mode: str = "immediate", progress: Progress | None = None
-) -> dict[str, int]:
-    """Run the alert rules; an SMTP failure is reported, and its stories stay pending."""
+def alert_run(
+    settings: Settings,
+    *,
+    mode: Mode = "immediate",
+    dry_run: bool = False,
+    rules: Sequence[AlertRule] | None = None,
+    progress: Progress | None = None,
+) -> AlertRunStats:
+    """The ``mode`` alert rules over the newly indexed articles, matched by the index stage."""
+    from index.matches import IndexMatcher
     from newsmon.alerts.run import run_alerts
 
-    stats = run_alerts(settings, mode=mode, progress=progress)  # type: ignore[arg-type]
+    return run_alerts(
+        settings, IndexMatcher(settings), mode=mode, dry_run=dry_run, rules=rules, progress=progress
+    )
+
+
+def run_alert_rules(
+    settings: Settings, *, mode: Mode = "immediate", progress: Progress | None = None
+) -> dict[str, int]:
+    """Run the alert rules; an SMTP failure is reported, and its stories stay pending."""
+    stats = alert_run(settings, mode=mode, progress=progress)
     if stats.error and progress:
         progress(f"alerts not sent: {stats.error}; they stay pending for the next run")
     return _counts(stats)

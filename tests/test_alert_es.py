@@ -11,8 +11,8 @@ from helpers.smtpsink import SmtpSink
 
 from index.bulk import index_articles
 from newsmon.alerts.rules import load_rules, parse_rules
-from newsmon.alerts.run import run_alerts
 from newsmon.models import AlertDecision
+from newsmon.pipeline import alert_run
 from newsmon.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def test_rules_run_as_queries_on_the_real_node(es_settings: Settings, tmp_path: 
             update={"alert_to": [DESK], "alert_from": "newsmon@example.org", **sink.settings()}
         )
         index_articles([*copies, chinese, unrelated, japanese], settings)
-        stats = run_alerts(settings, rules=rules)
+        stats = alert_run(settings, rules=rules)
         assert stats.error is None
         mails = sink.wait_for(7)
         by_rule = Counter(m.message["X-Newsmon-Rule"] for m in mails)
@@ -63,10 +63,10 @@ def test_rules_run_as_queries_on_the_real_node(es_settings: Settings, tmp_path: 
             [copies[0].model_copy(update={"text": copies[0].text + " 추가 보도."}), story(9, cluster="hbm")],
             settings,
         )
-        again = run_alerts(settings, rules=rules)
+        again = alert_run(settings, rules=rules)
         assert (again.sent, again.skipped_already_sent) == (0, 2)  # export-controls and ko-term
         assert again.matched == 4
         assert len(sink.wait_for(8, timeout=1.0)) == 7
 
-        digest = run_alerts(settings, rules=rules, mode="digest")
+        digest = alert_run(settings, rules=rules, mode="digest")
         assert (digest.sent, digest.emails) == (3, 1)  # no language filter: the ja-tagged one too

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from index.matches import build_query
 from newsmon.alerts.rules import DEFAULT_RULES, AlertRuleError, load_rules, parse_rules
 from newsmon.alerts.sample import sample_articles
-from newsmon.alerts.search import build_query
 
 
 def test_default_rule_is_immediate_export_controls_in_ko_zh_en() -> None:
@@ -84,7 +84,7 @@ FULL_RULE = {
 def test_query_criteria_are_anded_and_list_values_ored() -> None:
     [rule] = parse_rules({"rules": [FULL_RULE]})
     since, until = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC)
-    filters = build_query(rule, since, until)["bool"]["filter"]
+    filters = build_query(rule.query, since, until)["bool"]["filter"]
     assert filters[0] == {"range": {"indexed": {"gt": since.isoformat(), "lte": until.isoformat()}}}
     assert {"term": {"alert.export_controls": True}} in filters
     assert {"range": {"alert.score": {"gte": 0.5}}} in filters

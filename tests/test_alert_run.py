@@ -24,11 +24,11 @@ from helpers.smtpsink import ReceivedMail, SmtpSink, free_port
 from index.bulk import index_articles
 from index.client import articles_alias, es_client
 from index.docs import to_doc
+from index.matches import PAGE_SIZE, IndexMatcher
 from index.setup import setup_index
 from newsmon.alerts.ledger import Ledger
 from newsmon.alerts.rules import AlertRule, parse_rules
 from newsmon.alerts.run import AlertRunStats, ledger_path, run_alerts
-from newsmon.alerts.search import PAGE_SIZE, search_pages
 from newsmon.errors import NewsmonError
 from newsmon.models import AlertDecision, Article, utcnow
 from newsmon.settings import Settings
@@ -66,7 +66,7 @@ def _settings(es: Node, sink: SmtpSink | None = None, **overrides: Any) -> Setti
 
 
 def _run(settings: Settings, es: Node, **kwargs: Any) -> AlertRunStats:
-    return run_alerts(settings, client=es.client, **kwargs)
+    return run_alerts(settings, IndexMatcher(settings, es.client), **kwargs)
 
 
 def _subjects(mails: list[ReceivedMail]) -> list[str]:
@@ -318,7 +318,7 @@ def test_a_flood_of_stories_goes_out_whole_as_one_digest_even_after_a_crash(
     index_articles([story(n, cluster=f"flood{n}") for n in range(1, FLOOD + 1)], es.settings)
     with SmtpSink() as sink:
         settings = _settings(es, sink)
-        real_pages = search_pages
+        real_pages = IndexMatcher.pages
 
         def dies_after_two_pages(*args: Any, **kwargs: Any) -> Iterator[Any]:
             for number, page in enumerate(real_pages(*args, **kwargs), start=1):
@@ -327,7 +327,7 @@ def test_a_flood_of_stories_goes_out_whole_as_one_digest_even_after_a_crash(
                 yield page
 
         with monkeypatch.context() as patch:
-            patch.setattr("newsmon.alerts.run.search_pages", dies_after_two_pages)
+            patch.setattr(IndexMatcher, "pages", dies_after_two_pages)
             with pytest.raises(KeyboardInterrupt):
                 _run(settings, es)
         ledger = Ledger.open(ledger_path(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import atexit
 import json
 import os
@@ -136,6 +137,33 @@ def test_parsing_imports_no_heavy_modules() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_dag_files_call_the_app_only() -> None:
+    """The floors (ARCHITECTURE.md): a DAG task calls app functions (newsmon.pipeline, .canary,
+    .retention, .airflow_local, .errors), never a stage; type-only imports do not run."""
+    allowed = ("newsmon.pipeline", "newsmon.canary", "newsmon.retention", "newsmon.airflow_local")
+    allowed += ("newsmon.errors", "newsmon.settings", "newsmon_tasks", "airflow", "pendulum")
+    wrong = []
+    for path in sorted(DAGS_FOLDER.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        type_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for node in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if id(node) in type_only or not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                if not any(name == a or name.startswith(a + ".") for a in allowed):
+                    wrong.append(f"{path.name}: {name}")
+    assert not wrong, wrong
 
 
 @pytest.fixture

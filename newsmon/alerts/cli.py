@@ -15,7 +15,6 @@ from newsmon.alerts.ledger import group_stories
 from newsmon.alerts.mailer import SmtpTransport
 from newsmon.alerts.render import compose
 from newsmon.alerts.rules import load_rules, rules_path
-from newsmon.alerts.run import run_alerts
 from newsmon.alerts.sample import sample_articles
 from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
@@ -33,7 +32,7 @@ RulesPath = Annotated[
 ]
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     # markup=False: lines carry crawled titles, which may contain [brackets].
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -50,7 +49,7 @@ def rules_command(rules: RulesPath = None) -> None:
         cells = (rule.name, rule.mode, rule.query.summary(), ", ".join(rule.recipients) or default_to)
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
-    _say(f"{len(loaded)} rule(s) OK in {rules}")
+    say(f"{len(loaded)} rule(s) OK in {rules}")
 
 
 @alerts_app.command("test-email")
@@ -82,33 +81,7 @@ def test_email_command(
         transport.send(msg, recipients)
     finally:
         transport.close()
-    _say(
+    say(
         f"test email sent to {', '.join(recipients)} via {settings.smtp_host}:{settings.smtp_port}"
         f" (tls: {settings.smtp_tls.value})"
     )
-
-
-@alerts_app.command("run")
-def run_command(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and render, but send nothing.")] = False,
-    digest: Annotated[
-        bool, typer.Option("--digest", help="Run the digest rules instead of the immediate ones.")
-    ] = False,
-    rules: RulesPath = None,
-) -> None:
-    """Run the alert rules over the articles indexed since their last run."""
-    stats = run_alerts(
-        get_settings(),
-        dry_run=dry_run,
-        mode="digest" if digest else "immediate",
-        rules=load_rules(rules or rules_path(get_settings())),
-        progress=_say,
-    )
-    verb = "dry run, nothing sent: would send" if dry_run else "sent"
-    _say(
-        f"{stats.matched} matched articles, {stats.new_stories} new stories; {verb} {stats.sent} stories"
-        f" in {stats.emails} emails; {stats.skipped_already_sent}"
-        f" already sent; {stats.failed_pending} pending for the next run"
-    )
-    if stats.error:
-        raise NewsmonError(stats.error)

@@ -1,6 +1,7 @@
 """Run the alert rules after an index run: search new articles, record stories, send mail.
 
-``newsmon run``, ``newsmon alerts run`` and the Airflow DAG all call ``run_alerts``.
+``newsmon run``, ``newsmon alerts run`` and the Airflow DAG all call ``run_alerts`` through the app
+(``newsmon.pipeline.alert_run``), which hands it the index stage's matcher.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-from elasticsearch import ApiError, NotFoundError, TransportError
-
-from index.client import articles_alias, es_client
 from newsmon.alerts.ledger import Ledger, group_stories
 from newsmon.alerts.mailer import Outbox, SmtpError, SmtpTransport, Transport
 from newsmon.alerts.render import batches, compose
 from newsmon.alerts.rules import AlertRule, Mode, load_rules, rules_path
-from newsmon.alerts.search import search_pages
 from newsmon.errors import NewsmonError
 from newsmon.models import utcnow
+from newsmon.queries import MatchPage, RuleQuery
 from newsmon.settings import Settings
 
 # A rule's first run looks back this far instead of mailing the whole archive.
@@ -72,10 +70,23 @@ def _exclusive(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class Matcher(Protocol):
+    """Where the matches come from: the app hands in the index stage's (``index.matches``)."""
+
+    name: str  # what it searches, for messages
+
+    def refresh(self) -> bool:
+        """Make the latest indexed articles searchable; False when there is no index yet."""
+        ...
+
+    def pages(self, query: RuleQuery, since: datetime, until: datetime) -> Iterator[MatchPage]:
+        """Every article matching ``query`` indexed in (since, until], a page at a time, oldest first."""
+        ...
+
+
 def _match(
     rule: AlertRule,
-    client: Any,
-    alias: str,
+    matcher: Matcher,
     ledger: Ledger,
     until: datetime,
     stats: AlertRunStats,
@@ -89,7 +100,7 @@ def _match(
     since = ledger.checkpoint(rule.name) or until - FIRST_RUN_LOOKBACK
     until = max(since, until)  # never move a checkpoint back (clock adjustments)
     matched = new = done = 0
-    for page in search_pages(client, alias, rule, since, until):
+    for page in matcher.pages(rule.query, since, until):
         before = ledger.record_matches(rule.name, group_stories(rule.name, page.articles), page.handled_until)
         matched += len(page.articles)
         new += sum(state is None for state in before.values())
@@ -162,10 +173,10 @@ def _deliver(
 
 def run_alerts(
     settings: Settings,
+    matcher: Matcher,
     *,
     dry_run: bool = False,
     mode: Mode = "immediate",
-    client: Any = None,
     progress: Progress | None = None,
     rules: Sequence[AlertRule] | None = None,
 ) -> AlertRunStats:
@@ -181,8 +192,6 @@ def run_alerts(
     if not active:
         say(f"no {mode} alert rules")
         return stats
-    client = es_client(settings) if client is None else client
-    alias = articles_alias(settings)
     outbox = Outbox()
     with nullcontext() if dry_run else _exclusive(settings):
         path = ledger_path(settings)
@@ -195,15 +204,12 @@ def run_alerts(
             # ES keeps dates to the millisecond: a finer checkpoint could fall between a
             # document's stored time and its real one and skip it at the window's edge.
             until = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            try:
-                # Make everything the index run wrote visible before searching the window.
-                client.indices.refresh(index=alias)
+            # Make everything the index run wrote visible before searching the window.
+            if matcher.refresh():
                 for rule in active:
-                    _match(rule, client, alias, ledger, until, stats, say)
-            except NotFoundError:
-                say(f"no index {alias} yet: nothing to match")
-            except (ApiError, TransportError) as exc:
-                raise NewsmonError(f"alerts: Elasticsearch query on {alias} failed: {exc}") from None
+                    _match(rule, matcher, ledger, until, stats, say)
+            else:
+                say(f"no index {matcher.name} yet: nothing to match")
             smtp_ok = True
             for rule in active:
                 if smtp_ok:

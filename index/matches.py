@@ -1,4 +1,5 @@
-"""Rules as Elasticsearch queries over the articles indexed in a time window.
+"""Alert rule queries (``newsmon.queries.RuleQuery``) as Elasticsearch queries over the
+articles indexed in a time window; the app hands an ``IndexMatcher`` to the alert run.
 
 Only plain query DSL is used (bool/term/terms/range/multi_match): the local node has no
 percolator and no painless, and none is needed because rules run after each index run
@@ -8,23 +9,25 @@ over the documents whose ``indexed`` time is newer than the rule's checkpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from elasticsearch import ApiError, NotFoundError, TransportError
+
+from index.client import articles_alias, es_client
 from index.docs import from_doc
 from index.ops import Retry, iter_pages
 from index.search import text_fields
-from newsmon.alerts.rules import AlertRule
-from newsmon.models import Article
+from newsmon.errors import NewsmonError
+from newsmon.queries import MatchPage, RuleQuery
+from newsmon.settings import Settings
 
 PAGE_SIZE = 200
 _SOURCE_EXCLUDES = ["tokens"]
 
 
-def build_query(rule: AlertRule, since: datetime, until: datetime) -> dict[str, Any]:
-    """The ES query for ``rule`` over documents with since < indexed <= until."""
-    q = rule.query
+def build_query(q: RuleQuery, since: datetime, until: datetime) -> dict[str, Any]:
+    """The ES query for ``q`` over documents with since < indexed <= until."""
     filters: list[dict[str, Any]] = [
         {"range": {"indexed": {"gt": since.isoformat(), "lte": until.isoformat()}}}
     ]
@@ -56,23 +59,10 @@ def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
-@dataclass(frozen=True)
-class MatchPage:
-    """One page of matches, oldest first, and how far the window is handled after it.
-
-    ``handled_until``: every matching document indexed at or before it is in this page or an
-    earlier one (the last hit's time less one millisecond, because more documents with that
-    same time may be on the next page).
-    """
-
-    articles: list[Article]
-    handled_until: datetime
-
-
 def search_pages(
-    client: Any, alias: str, rule: AlertRule, since: datetime, until: datetime, *, size: int = PAGE_SIZE
+    client: Any, alias: str, query: RuleQuery, since: datetime, until: datetime, *, size: int = PAGE_SIZE
 ) -> Iterator[MatchPage]:
-    """Every article matching ``rule`` indexed in (since, until], a page at a time, oldest first.
+    """Every article matching ``query`` indexed in (since, until], a page at a time, oldest first.
 
     A point in time with ``search_after`` pages through any number of matches on one stable
     snapshot; memory stays one page.
@@ -80,7 +70,7 @@ def search_pages(
     pages = iter_pages(
         client,
         alias,
-        build_query(rule, since, until),
+        build_query(query, since, until),
         Retry(attempts=1),  # the alert run reports a failure; the next run retries the window
         size=size,
         source={"excludes": _SOURCE_EXCLUDES},
@@ -90,3 +80,31 @@ def search_pages(
         last_ms = int(hits[-1]["sort"][0])
         handled = datetime.fromtimestamp((last_ms - 1) / 1000, tz=UTC)
         yield MatchPage([from_doc(hit["_source"]) for hit in hits], max(since, handled))
+
+
+class IndexMatcher:
+    """The alert run's view of the index (``newsmon.alerts.run.Matcher``): make what the last
+    index run wrote searchable, then page through a rule's matches. Elasticsearch failures
+    become one-line errors; a missing index matches nothing."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.client = es_client(settings) if client is None else client
+        self.alias = self.name = articles_alias(settings)
+
+    def refresh(self) -> bool:
+        """False when there is no index yet (nothing can match)."""
+        try:
+            self.client.indices.refresh(index=self.alias)
+        except NotFoundError:
+            return False
+        except (ApiError, TransportError) as exc:
+            raise NewsmonError(f"alerts: Elasticsearch refresh of {self.alias} failed: {exc}") from None
+        return True
+
+    def pages(self, query: RuleQuery, since: datetime, until: datetime) -> Iterator[MatchPage]:
+        try:
+            yield from search_pages(self.client, self.alias, query, since, until)
+        except NotFoundError:
+            return
+        except (ApiError, TransportError) as exc:
+            raise NewsmonError(f"alerts: Elasticsearch query on {self.alias} failed: {exc}") from None
