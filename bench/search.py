@@ -23,7 +23,7 @@ from rich.progress import Progress
 
 from index.bulk import index_articles
 from index.client import articles_alias, es_client
-from index.search import article_stats, search_articles
+from index.search import Filters, Sort, article_stats, search_articles
 from index.setup import setup_index
 from newsmon.settings import Settings
 
@@ -33,12 +33,12 @@ WARMUP = 3
 def queries(settings: Settings) -> dict[str, Callable[[], int | None]]:
     """Label -> a call returning ES's ``took`` (ms) where the API exposes it."""
 
-    def search(query: str, **kw: Any) -> Callable[[], int]:
-        return lambda: search_articles(settings, query, **kw).took_ms
+    def search(query: str, sort: Sort = "relevance", **filters: Any) -> Callable[[], int]:
+        return lambda: search_articles(settings, query, Filters(**filters), sort=sort).took_ms
 
-    def stats(**kw: Any) -> Callable[[], None]:
+    def stats(query: str = "", **filters: Any) -> Callable[[], None]:
         def run() -> None:
-            article_stats(settings, **kw)
+            article_stats(settings, query, Filters(**filters))
 
         return run
 

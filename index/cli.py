@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from index.search import Sort, parse_when
+from index.search import Filters, Sort, parse_when
 from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
 
@@ -69,15 +69,17 @@ def _filters(
     entity: str | None,
     since: str | None,
     until: str | None,
-) -> dict[str, Any]:
-    return {
-        "topic": topic,
-        "lang": lang,
-        "site": site,
-        "entity": entity,
-        "since": parse_when(since) if since else None,
-        "until": parse_when(until) if until else None,
-    }
+    alert: bool | None,
+) -> Filters:
+    return Filters(
+        topic=topic,
+        lang=lang,
+        site=site,
+        entity=entity,
+        since=parse_when(since) if since else None,
+        until=parse_when(until) if until else None,
+        alert=alert,
+    )
 
 
 def search_command(
@@ -102,8 +104,7 @@ def search_command(
     result = search_articles(
         get_settings(),
         query,
-        **_filters(topic, lang, site, entity, since, until),
-        alert=alert,
+        _filters(topic, lang, site, entity, since, until, alert),
         sort=sort_by,
         size=size,
     )
@@ -149,8 +150,7 @@ def stats_command(
     stats = article_stats(
         get_settings(),
         query,
-        **_filters(topic, lang, site, entity, since, until),
-        alert=alert,
+        _filters(topic, lang, site, entity, since, until, alert),
         interval=interval,  # type: ignore[arg-type]
         top=top,
     )

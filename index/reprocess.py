@@ -18,7 +18,7 @@ from index.bulk import Writer
 from index.client import articles_alias, es_client
 from index.docs import from_doc
 from index.ops import ESUnavailable, Retry, iter_pages
-from index.search import When, filter_clauses
+from index.search import Filters, When
 from index.spool import DeadLetters
 from newsmon.models import Article
 from newsmon.settings import Settings
@@ -56,7 +56,7 @@ def reprocess(
     client = client or es_client(settings)
     retry = retry or Retry(attempts=settings.es_retries)
     writer = Writer(settings, client, retry=retry, dead=DeadLetters(settings), changed=analysis_changed)
-    query = {"bool": {"filter": filter_clauses(site=site, since=since, until=until)}}
+    query = {"bool": {"filter": Filters(site=site, since=since, until=until).clauses()}}
     stats = ReprocessStats()
     for hits in iter_pages(client, articles_alias(settings), query, retry, size=batch_size):
         result = writer.write(list(analyze([from_doc(h["_source"]) for h in hits])))

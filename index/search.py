@@ -93,31 +93,34 @@ def _bound(value: When) -> str:
     return f"{value}||/d" if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else value
 
 
-def filter_clauses(
-    *,
-    topic: str | None = None,
-    lang: str | None = None,
-    site: str | None = None,
-    entity: str | None = None,
-    since: When | None = None,
-    until: When | None = None,
-    alert: bool | None = None,
-) -> list[dict[str, Any]]:
-    """Filters shared by search, stats and reprocess; dates apply to ``date``."""
-    clauses: list[dict[str, Any]] = []
-    for name, value in (("topics", topic), ("lang", lang), ("entities", entity)):
-        if value:
-            clauses.append({"term": {name: value}})
-    if site:  # a host (etnews.com) or a registry name (etnews)
-        clauses.append({"bool": {"should": [{"term": {"site": site}}, {"term": {"source": site}}]}})
-    if since or until:
-        bounds = {"gte": _bound(since)} if since else {}
-        if until:
-            bounds["lte"] = _bound(until)
-        clauses.append({"range": {"date": bounds}})
-    if alert is not None:
-        clauses.append({"term": {"alert.export_controls": alert}})
-    return clauses
+@dataclass(frozen=True)
+class Filters:
+    """What search, stats and reprocess narrow the articles by; dates apply to ``date``."""
+
+    topic: str | None = None
+    lang: str | None = None
+    site: str | None = None  # a host (etnews.com) or a registry name (etnews)
+    entity: str | None = None
+    since: When | None = None
+    until: When | None = None
+    alert: bool | None = None
+
+    def clauses(self) -> list[dict[str, Any]]:
+        clauses: list[dict[str, Any]] = []
+        for name, value in (("topics", self.topic), ("lang", self.lang), ("entities", self.entity)):
+            if value:
+                clauses.append({"term": {name: value}})
+        if self.site:
+            site = self.site
+            clauses.append({"bool": {"should": [{"term": {"site": site}}, {"term": {"source": site}}]}})
+        if self.since or self.until:
+            bounds = {"gte": _bound(self.since)} if self.since else {}
+            if self.until:
+                bounds["lte"] = _bound(self.until)
+            clauses.append({"range": {"date": bounds}})
+        if self.alert is not None:
+            clauses.append({"term": {"alert.export_controls": self.alert}})
+        return clauses
 
 
 def text_fields(query: str, lang: str | None = None) -> list[str]:
@@ -208,14 +211,8 @@ def _hit(raw: dict[str, Any]) -> SearchHit:
 def search_articles(
     settings: Settings,
     query: str,
+    filters: Filters = Filters(),
     *,
-    topic: str | None = None,
-    lang: str | None = None,
-    site: str | None = None,
-    entity: str | None = None,
-    since: When | None = None,
-    until: When | None = None,
-    alert: bool | None = None,
     sort: Sort = "relevance",
     size: int = 10,
     client: Elasticsearch | None = None,
@@ -224,18 +221,15 @@ def search_articles(
     if sort not in ("relevance", "date"):
         raise NewsmonError(f"sort must be 'relevance' or 'date', not {sort!r}")
     client = client or es_client(settings)
-    filters = filter_clauses(
-        topic=topic, lang=lang, site=site, entity=entity, since=since, until=until, alert=alert
-    )
     order: list[Any] = ["_score", {"date": "desc"}] if sort == "relevance" else [{"date": "desc"}, "_score"]
     resp = client.search(
         index=articles_alias(settings),
-        query=build_query(query, filters, lang),
+        query=build_query(query, filters.clauses(), filters.lang),
         sort=order,
         track_scores=True,
         size=size,
         source=_HIT_SOURCE,
-        highlight=_highlight(query, lang),
+        highlight=_highlight(query, filters.lang),
         track_total_hits=True,
     )
     return SearchResult(
@@ -248,23 +242,14 @@ def search_articles(
 def article_stats(
     settings: Settings,
     query: str = "",
+    filters: Filters = Filters(),
     *,
-    topic: str | None = None,
-    lang: str | None = None,
-    site: str | None = None,
-    entity: str | None = None,
-    since: When | None = None,
-    until: When | None = None,
-    alert: bool | None = None,
     interval: Literal["day", "week", "month"] = "day",
     top: int = 10,
     client: Elasticsearch | None = None,
 ) -> ArticleStats:
     """Counts of the matching articles by topic, site, language, entity and ``interval``."""
     client = client or es_client(settings)
-    filters = filter_clauses(
-        topic=topic, lang=lang, site=site, entity=entity, since=since, until=until, alert=alert
-    )
     terms = {"topics": "topics", "sites": "site", "langs": "lang", "entities": "entities"}
     aggs: dict[str, Any] = {name: {"terms": {"field": f, "size": top}} for name, f in terms.items()}
     aggs["days"] = {
@@ -277,7 +262,7 @@ def article_stats(
     }
     resp = client.search(
         index=articles_alias(settings),
-        query=build_query(query, filters, lang),
+        query=build_query(query, filters.clauses(), filters.lang),
         size=0,
         aggs=aggs,
         track_total_hits=True,

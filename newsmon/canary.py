@@ -90,10 +90,10 @@ def daily_counts(
     settings: Settings, source: str, first: date, last: date, client: Any = None
 ) -> dict[date, int]:
     """Articles per day (by ``date``) the index holds for ``source`` from ``first`` to ``last``."""
-    from index.search import article_stats
+    from index.search import Filters, article_stats
 
     stats = article_stats(
-        settings, site=source, since=first, until=last, interval="day", top=1, client=client
+        settings, "", Filters(site=source, since=first, until=last), interval="day", top=1, client=client
     )
     return {date.fromisoformat(b.key): b.count for b in stats.days}
 

@@ -23,7 +23,7 @@ def demo_settings(es_settings: Settings, tmp_path: Path, request: pytest.Fixture
 
 
 def test_demo_run_makes_articles_searchable_once(demo_settings: Settings) -> None:
-    from index.search import search_articles
+    from index.search import Filters, search_articles
 
     first = run_once(demo_settings, demo=True)
     assert first.crawl["articles_new"] >= 10
@@ -31,8 +31,8 @@ def test_demo_run_makes_articles_searchable_once(demo_settings: Settings) -> Non
     assert first.process.indexed.get("created", 0) == first.crawl["articles_new"]
     assert pending_inbox_files(demo_settings) == []
 
-    ko = search_articles(demo_settings, "수출통제", lang="ko")
-    zh = search_articles(demo_settings, "出口管制", lang="zh")
+    ko = search_articles(demo_settings, "수출통제", Filters(lang="ko"))
+    zh = search_articles(demo_settings, "出口管制", Filters(lang="zh"))
     assert ko.hits and all(hit.lang == "ko" for hit in ko.hits)
     assert zh.hits and all(hit.lang == "zh" for hit in zh.hits)
     assert any("수출" in " ".join(hit.snippets) for hit in ko.hits)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from index.bulk import index_articles
 from index.cli import kibana_app, search_command, stats_command
 from index.client import articles_alias, es_client
-from index.search import article_stats, search_articles
+from index.search import Filters, Sort, article_stats, search_articles
 from newsmon.cli import index_command, reprocess_command
 from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
@@ -72,8 +73,11 @@ def indexed(es_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     client.indices.delete_index_template(name=articles_alias(settings))
 
 
-def ids(settings: Settings, query: str, **kw: object) -> list[str]:
-    return [h.url.rsplit("/", 1)[1] for h in search_articles(settings, query, **kw).hits]  # type: ignore[arg-type]
+def ids(
+    settings: Settings, query: str, *, sort: Sort = "relevance", size: int = 10, **filters: Any
+) -> list[str]:
+    hits = search_articles(settings, query, Filters(**filters), sort=sort, size=size).hits
+    return [h.url.rsplit("/", 1)[1] for h in hits]
 
 
 def test_korean_queries_match_inflected_forms(indexed: Settings) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from index.search import _snippets, build_query, filter_clauses, parse_when, text_fields
+from index.search import Filters, _snippets, build_query, parse_when, text_fields
 from newsmon.errors import NewsmonError
 
 
@@ -44,7 +44,7 @@ def test_empty_query_is_filters_only() -> None:
 
 
 def test_filters() -> None:
-    clauses = filter_clauses(
+    clauses = Filters(
         topic="ai",
         lang="zh",
         site="etnews",
@@ -52,7 +52,7 @@ def test_filters() -> None:
         since=date(2026, 5, 1),
         until="2026-05-31",
         alert=False,
-    )
+    ).clauses()
     assert {"term": {"topics": "ai"}} in clauses
     assert {"term": {"lang": "zh"}} in clauses
     assert {"term": {"entities": "华为"}} in clauses
@@ -61,9 +61,9 @@ def test_filters() -> None:
     assert {"range": {"date": {"gte": "2026-05-01||/d", "lte": "2026-05-31||/d"}}} in clauses
     assert {"term": {"alert.export_controls": False}} in clauses
     moment = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
-    assert filter_clauses(since=moment) == [{"range": {"date": {"gte": moment.isoformat()}}}]
-    assert filter_clauses(until="now-1d") == [{"range": {"date": {"lte": "now-1d"}}}]
-    assert filter_clauses() == []
+    assert Filters(since=moment).clauses() == [{"range": {"date": {"gte": moment.isoformat()}}}]
+    assert Filters(until="now-1d").clauses() == [{"range": {"date": {"lte": "now-1d"}}}]
+    assert Filters().clauses() == []
 
 
 def test_parse_when() -> None:
