@@ -28,8 +28,9 @@ from pathlib import Path
 import trafilatura
 from lxml import html as lxml_html
 
-from crawlers.extract import LANG_TZ, extract_article, is_cjk_lang, parse_date
+from crawlers.extract import LANG_TZ, extract_article, parse_date
 from crawlers.registry import Source
+from newsmon.scripts import is_cjk_lang
 from newsmon.settings import REPO_ROOT
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -127,7 +127,8 @@ def crawl_command(
     """Crawl news sources; new and updated articles are appended to a JSON-lines file."""
     settings = get_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = out or settings.path("crawl", "out", f"articles-{stamp}.jsonl")
+    out = out or settings.layout.crawl_out / f"articles-{stamp}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
     window = parse_since(since) if since else None
 
     def say(line: str) -> None:

@@ -27,6 +27,7 @@ from w3lib.encoding import html_body_declared_encoding, http_content_type_encodi
 from crawlers.registry import ExtractRules, Source
 from crawlers.urls import NON_ARTICLE_PATH, canonicalize
 from newsmon.models import Article, utcnow
+from newsmon.scripts import CJK, is_cjk_lang, lang_by_script
 
 KST = timezone(timedelta(hours=9), "KST")
 CST = timezone(timedelta(hours=8), "CST")
@@ -134,7 +135,7 @@ def decode_html(data: bytes, content_type: str | None = None, lang: str | None =
         except (UnicodeDecodeError, LookupError):
             continue
         # GB18030 decodes nearly any bytes: a Korean page mislabelled GB2312 reads as Chinese.
-        if not (lang in ("ko", "zh") and detect_lang(text) not in (lang, "en")):
+        if not (lang in ("ko", "zh") and lang_by_script(text) not in (lang, "en")):
             return text, enc
     # Mostly-UTF-8 pages with a few broken sequences (CMS truncation) are still UTF-8.
     text = data.decode("utf-8", errors="replace")
@@ -206,38 +207,10 @@ def _parse_cjk_date(value: str, default_tz: tzinfo) -> datetime | None:
 
 # ----------------------------------------------------------------------------- language
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_LATIN = re.compile(r"[A-Za-z]")
-_CJK = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\u4e00-\u9fff\u3400-\u4dbf\u3040-\u30ff]")
-
-
-def detect_lang(text: str) -> str | None:
-    """ko/zh/ja from the script mix, "en" for Latin text, None if there are no letters.
-
-    Script counts are enough to tell these apart; finer language ID is the NLP stage's job.
-    """
-    sample = text[:5000]
-    hangul, han = len(_HANGUL.findall(sample)), len(_HAN.findall(sample))
-    kana, latin = len(_KANA.findall(sample)), len(_LATIN.findall(sample))
-    cjk = hangul + han + kana
-    if cjk and cjk * 3 >= latin * 0.5:  # one CJK character ~ a word: compare with Latin letters / 6
-        if hangul >= 0.3 * cjk:
-            return "ko"
-        if kana >= 0.05 * cjk:
-            return "ja"
-        return "zh"
-    return "en" if latin else None
-
-
-def is_cjk_lang(lang: str | None) -> bool:
-    return lang in ("ko", "zh", "ja")
-
 
 def text_weight(text: str) -> int:
     """Amount of text: CJK characters count 3, other non-space characters 1 (a 6-letter word ~ 2 CJK)."""
-    cjk = len(_CJK.findall(text))
+    cjk = len(CJK.findall(text))
     return cjk * 2 + len("".join(text.split()))
 
 
@@ -878,9 +851,9 @@ def extract_article(
     homepage = source.homepage if source else None
     canonical = _canonical_url(tree, url, meta, homepage)
     headlines = _link_texts(tree)
-    cjk = is_cjk_lang(lang_hint or html_lang or detect_lang(title))
+    cjk = is_cjk_lang(lang_hint or html_lang or lang_by_script(title))
     text, extractor, listish = _body(tree, html, url, rules, ld, title, headlines, cjk)
-    lang = detect_lang(title + "\n" + text) or html_lang or lang_hint
+    lang = lang_by_script(title + "\n" + text) or html_lang or lang_hint
     if _ERROR_TITLE.search(title) and not ld:
         return ExtractResult(skip=SKIP_ERROR_PAGE, detail=title[:80], encoding=encoding)
     text, bylines = strip_tail(text)

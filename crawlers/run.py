@@ -24,11 +24,10 @@ from crawlers.store import (
     drain_outboxes,
     import_legacy,
     retire_legacy_store,
-    retired_legacy_path,
     source_locks,
-    store_path,
 )
 from newsmon.errors import NewsmonError
+from newsmon.layout import DataDir
 from newsmon.settings import REPO_ROOT, Settings
 
 
@@ -56,14 +55,10 @@ RUNS_KEPT = 100
 RUN_LIVE_S = 3600.0
 
 
-def runs_dir(data_dir: Path) -> Path:
-    return data_dir / "crawl" / "runs"
-
-
 def _new_run_dir(data_dir: Path, names: list[str]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     label = names[0] if len(names) == 1 else f"{len(names)}-sources"
-    path = runs_dir(data_dir) / f"{stamp}-{os.getpid()}-{label}"
+    path = DataDir(data_dir).crawl_runs / f"{stamp}-{os.getpid()}-{label}"
     path.mkdir(parents=True)
     return path
 
@@ -71,7 +66,7 @@ def _new_run_dir(data_dir: Path, names: list[str]) -> Path:
 def prune_runs(data_dir: Path, keep: int = RUNS_KEPT, now: float | None = None) -> list[str]:
     """Remove run folders beyond the newest ``keep`` (by name: start time); their names."""
     now = time.time() if now is None else now
-    root = runs_dir(data_dir)
+    root = DataDir(data_dir).crawl_runs
     runs = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True) if root.is_dir() else []
     removed = []
     for path in runs[keep:]:
@@ -122,7 +117,7 @@ def crawl(
         delivered += legacy
         say(
             f"retired the single crawl store of older versions: delivered {sum(legacy.values())} "
-            f"article(s) from its outbox; it is now {retired_legacy_path(data)}"
+            f"article(s) from its outbox; it is now {DataDir(data).crawl_retired_state}"
         )
     with source_locks(data, [s.name for s in sources], wait=lock_wait) as (locks, busy):
         if not locks:
@@ -130,8 +125,8 @@ def crawl(
         for name in busy:
             say(f"skipping {name}: another crawl of it is running (and fetches its articles)")
         sources = [s for s in sources if s.name in locks]
-        stores = {s.name: store_path(data, s.name) for s in sources}
-        left = _prepare_stores(sources, stores, retired_legacy_path(data), out_file, say)
+        stores = {s.name: DataDir(data).source_state(s.name) for s in sources}
+        left = _prepare_stores(sources, stores, DataDir(data).crawl_retired_state, out_file, say)
         if left:
             say(f"delivered {sum(left.values())} article(s) left by an interrupted crawl")
         delivered += left

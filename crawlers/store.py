@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from crawlers.urls import canonicalize, on_domains
 from newsmon.errors import NewsmonError
+from newsmon.layout import DataDir
 from newsmon.locks import file_lock, try_lock
 from newsmon.models import Article, utcnow
 
@@ -77,32 +78,10 @@ CREATE TABLE IF NOT EXISTS meta (          -- e.g. legacy_import: when the retir
 LEGACY_LOCK_WAIT_S = 120.0
 
 
-def sources_dir(data_dir: Path) -> Path:
-    return data_dir / "crawl" / "sources"
-
-
-def store_path(data_dir: Path, source: str) -> Path:
-    """The crawl store of one source (source names are slugs: safe as folder names)."""
-    return sources_dir(data_dir) / source / "state.sqlite"
-
-
-def lock_path(data_dir: Path, source: str) -> Path:
-    return sources_dir(data_dir) / source / ".lock"
-
-
 def stored_sources(data_dir: Path) -> list[str]:
     """Names of the sources that have a crawl store."""
-    root = sources_dir(data_dir)
+    root = DataDir(data_dir).crawl_sources
     return sorted(p.parent.name for p in root.glob("*/state.sqlite")) if root.is_dir() else []
-
-
-def legacy_store_path(data_dir: Path) -> Path:
-    """The single store of all sources that older versions kept."""
-    return data_dir / "crawl" / "state.sqlite"
-
-
-def retired_legacy_path(data_dir: Path) -> Path:
-    return data_dir / "crawl" / "state.sqlite.legacy"
 
 
 class CrawlStore:
@@ -223,6 +202,17 @@ class CrawlStore:
 
     # ------------------------------------------------------------------ HTTP cache
 
+    def prune(self, *, cached_before: float, skipped_before: datetime) -> tuple[int, int]:
+        """Drop HTTP-cache entries stored before ``cached_before`` (epoch seconds) and the seen
+        marks of skipped pages (no article) older than ``skipped_before``; how many of each."""
+        with self._tx() as db:
+            cache = db.execute("DELETE FROM http_cache WHERE stored < ?", (cached_before,)).rowcount
+            # Marks are written as ``utcnow().isoformat()``: the same format compares as text.
+            skipped = db.execute(
+                "DELETE FROM seen WHERE article_id IS NULL AND seen_at < ?", (skipped_before.isoformat(),)
+            ).rowcount
+        return cache, skipped
+
     def cache_get(self, fingerprint: str) -> tuple[str, int, dict[str, list[str]], bytes, float] | None:
         row = self.db.execute(
             "SELECT url, status, headers, body, stored FROM http_cache WHERE fingerprint = ?", (fingerprint,)
@@ -256,7 +246,7 @@ def source_locks(
     try:
         while True:
             for name in names:
-                if name not in held and (fh := try_lock(lock_path(data_dir, name))) is not None:
+                if name not in held and (fh := try_lock(DataDir(data_dir).source_lock(name))) is not None:
                     held[name] = fh
             if held or time.monotonic() >= deadline:
                 break
@@ -270,7 +260,7 @@ def source_locks(
 @contextmanager
 def source_lock(data_dir: Path, source: str) -> Iterator[None]:
     """Hold one source's crawl lock; NewsmonError if a crawl of that source holds it."""
-    path = lock_path(data_dir, source)
+    path = DataDir(data_dir).source_lock(source)
     with file_lock(path, busy=f"another crawl of {source} is running (lock {path})"):
         yield
 
@@ -280,7 +270,7 @@ def drain_outboxes(data_dir: Path, sources: list[str], out_file: Path) -> Counte
     delivered: Counter[str] = Counter()
     with ExitStack() as stack:
         for name in sources:
-            store = CrawlStore(store_path(data_dir, name))
+            store = CrawlStore(DataDir(data_dir).source_state(name))
             stack.callback(store.close)
             delivered += store.drain_outbox(out_file)
     return delivered
@@ -299,10 +289,10 @@ def retire_legacy_store(
     nor another crawl retiring it; a crash before the move re-runs it, and the drained
     outbox is empty by then, so every article is delivered once.
     """
-    legacy = legacy_store_path(data_dir)
+    legacy = DataDir(data_dir).crawl_legacy_state
     if not legacy.exists():
         return None
-    lock = data_dir / "crawl" / "crawl.lock"
+    lock = DataDir(data_dir).crawl_lock
     busy = f"the old single crawl store {legacy} is in use (lock {lock}): a crawl by an older newsmon?"
     with file_lock(lock, timeout=wait, busy=busy):
         if not legacy.exists():  # another crawl retired it while this one waited
@@ -315,7 +305,7 @@ def retire_legacy_store(
             store.db.execute("PRAGMA journal_mode=DELETE")
         finally:
             store.close()
-        os.replace(legacy, retired_legacy_path(data_dir))
+        os.replace(legacy, DataDir(data_dir).crawl_retired_state)
         for suffix in ("-wal", "-shm"):
             Path(f"{legacy}{suffix}").unlink(missing_ok=True)
     return delivered

@@ -19,14 +19,12 @@ from elasticsearch import Elasticsearch
 
 from index.client import articles_alias, es_client
 from newsmon.errors import NewsmonError
+from newsmon.scripts import HAN, HANGUL, KANA
 from newsmon.settings import Settings
 
 When = datetime | date | str
 Sort = Literal["relevance", "date"]
 
-_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
 _RELATIVE = re.compile(r"^(\d+)([mhdwMy])$")
 _FRAGMENT = 160
 _HIT_SOURCE = ["title", "url", "site", "lang", "published", "topics", "alert"]
@@ -126,12 +124,12 @@ class Filters:
 def text_fields(query: str, lang: str | None = None) -> list[str]:
     """The analyzed fields for ``query``: those whose analyzer suits its script (and ``lang``)."""
     langs = {lang.split("-")[0].lower()} if lang else set()
-    if _HANGUL.search(query):
+    if HANGUL.search(query):
         langs.add("ko")
-    elif _HAN.search(query) and not _KANA.search(query):
+    elif HAN.search(query) and not KANA.search(query):
         langs.add("zh")
     fields = [f for code in sorted(langs & {"ko", "zh"}) for f in (f"title.{code}^3", f"text.{code}")]
-    if not (_HANGUL.search(query) or _HAN.search(query)) or "en" in langs or not fields:
+    if not (HANGUL.search(query) or HAN.search(query)) or "en" in langs or not fields:
         fields += ["title^3", "text"]
     return fields
 
@@ -163,7 +161,7 @@ def build_query(query: str, filters: list[dict[str, Any]], lang: str | None = No
 
 
 def _is_cjk(text: str) -> bool:
-    return bool(_HANGUL.search(text) or _HAN.search(text) or _KANA.search(text))
+    return bool(HANGUL.search(text) or HAN.search(text) or KANA.search(text))
 
 
 def _highlight(query: str, lang: str | None) -> dict[str, Any]:

@@ -9,7 +9,6 @@ next run (replaying twice would be harmless anyway: upserts are idempotent).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import threading
@@ -21,6 +20,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from newsmon.locks import try_lock
 from newsmon.models import Article
 from newsmon.settings import Settings
 
@@ -33,7 +33,7 @@ class DeadLetters:
     """Articles Elasticsearch rejected for good, one JSON line each with the reason."""
 
     def __init__(self, settings: Settings) -> None:
-        self.dir = settings.data_dir / "deadletter"
+        self.dir = settings.layout.deadletter
         self._lock = threading.Lock()
 
     def path(self) -> Path:
@@ -82,7 +82,7 @@ class Spool:
     """This run's spool file (created on the first article) and the claims on older ones."""
 
     def __init__(self, settings: Settings) -> None:
-        self.dir = settings.data_dir / "spool"
+        self.dir = settings.layout.spool
         self.path = self.dir / f"{_stamp()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._out: IO[str] | None = None
         self._claims: list[_Claim] = []
@@ -90,8 +90,8 @@ class Spool:
     def add(self, articles: Iterable[Article]) -> int:
         if self._out is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._out = self.path.open("a", encoding="utf-8")
-            fcntl.flock(self._out, fcntl.LOCK_EX)
+            self._out = try_lock(self.path)  # a new, unique file: nobody else holds it
+            assert self._out is not None
         n = 0
         for article in articles:
             self._out.write(article.model_dump_json() + "\n")
@@ -104,15 +104,9 @@ class Spool:
         for path in sorted(self.dir.glob("*.jsonl")) if self.dir.is_dir() else []:
             if path == self.path:
                 continue
-            try:
-                fh = path.open(encoding="utf-8")
-            except FileNotFoundError:
-                continue  # replayed by another run just now
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.close()
-                continue
+            fh = try_lock(path, create=False)
+            if fh is None:
+                continue  # replayed by another run just now, or held by a live one
             if os.fstat(fh.fileno()).st_nlink == 0:  # replayed and removed before we locked it
                 fh.close()
                 continue

@@ -117,10 +117,6 @@ def airflow_settings(lookup: ConnectionLookup = find_connection) -> Settings:
 # --- local standalone Airflow ---------------------------------------------------------------
 
 
-def airflow_home(settings: Settings) -> Path:
-    return (settings.data_dir / "airflow").resolve()
-
-
 def airflow_env(home: Path, *, port: int = 8080) -> dict[str, str]:
     """The environment of a local SQLite Airflow that runs this repository's DAGs."""
     return {
@@ -203,7 +199,7 @@ def newsmon_airflow_command(port: int = 8080, crawl_slots: int = CRAWL_POOL_SLOT
     if crawl_slots < 1:
         raise NewsmonError("airflow: --crawl-slots must be 1 or more")
     settings = get_settings()
-    home = airflow_home(settings)
+    home = settings.layout.airflow
     home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(home, port=port)
     airflow = shutil.which("airflow", path=env["PATH"])

@@ -133,7 +133,7 @@ def index_command(
     if spooled:
         raise NewsmonError(
             f"Elasticsearch at {settings.es_url} did not take {spooled} article(s): they are spooled "
-            f"under {settings.data_dir / 'spool'} and the next index run replays them"
+            f"under {settings.layout.spool} and the next index run replays them"
         )
 
 

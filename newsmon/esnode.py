@@ -17,6 +17,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -28,11 +29,12 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from newsmon.errors import ESNodeError
+from newsmon.locks import file_lock
 from newsmon.settings import REPO_ROOT, Settings
 
 LOCALNODE_DIR = REPO_ROOT / "index" / "localnode"
@@ -80,20 +82,16 @@ class NodeStatus:
 # --- paths ------------------------------------------------------------------------------------
 
 
-def es_dir(settings: Settings) -> Path:
-    return settings.data_dir.resolve() / "es"
-
-
 def pid_file(settings: Settings) -> Path:
-    return es_dir(settings) / "node.pid"
+    return settings.layout.es / "node.pid"
 
 
 def stdout_log(settings: Settings) -> Path:
-    return es_dir(settings) / "logs" / "stdout.log"
+    return settings.layout.es / "logs" / "stdout.log"
 
 
 def node_log(settings: Settings) -> Path:
-    return es_dir(settings) / "logs" / f"{CLUSTER_NAME}.log"
+    return settings.layout.es / "logs" / f"{CLUSTER_NAME}.log"
 
 
 # --- build ------------------------------------------------------------------------------------
@@ -130,16 +128,9 @@ def _maven_error(output: str) -> str:
     return line if len(line) <= 400 else line[:400] + " ..."
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(path: Path) -> contextlib.AbstractContextManager[object]:
     """An exclusive lock between processes (two test sessions building or starting at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(path, timeout=math.inf)
 
 
 def ensure_built(progress: Callable[[str], None] | None = None) -> Path:
@@ -258,7 +249,7 @@ def java_command(
     watch_pid: int | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    home = es_dir(settings)
+    home = settings.layout.es
     cmd = [
         java,
         *heap_flags(),
@@ -331,7 +322,7 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
         with tempfile.TemporaryDirectory(prefix="newsmon-cds-") as tmp:
             settings = Settings(es_url=f"http://127.0.0.1:{_free_port()}", data_dir=Path(tmp))
             for sub in ("data", "logs", "tmp", "config"):
-                (es_dir(settings) / sub).mkdir(parents=True)
+                (settings.layout.es / sub).mkdir(parents=True)
             cmd = java_command(
                 settings, java, java_version, lib_dir, extra=[f"-XX:ArchiveClassesAtExit={tmp_archive}"]
             )
@@ -570,7 +561,7 @@ def _start(
         raise ESNodeError(f"NEWSMON_ES_URL={settings.es_url}: the local node serves plain http; use http://")
     lib_dir = ensure_built()
     java, java_version = find_java()
-    home = es_dir(settings)
+    home = settings.layout.es
     for sub in ("data", "logs", "tmp", "config"):
         (home / sub).mkdir(parents=True, exist_ok=True)
 

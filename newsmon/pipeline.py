@@ -43,7 +43,7 @@ INBOX_LOCK_WAIT_S = 30 * 60.0
 
 
 def inbox_dir(settings: Settings) -> Path:
-    path = settings.data_dir / "inbox"
+    path = settings.layout.inbox
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crawlers.store import CrawlStore, lock_path, store_path, stored_sources
+from crawlers.store import CrawlStore, stored_sources
+from newsmon.layout import DataDir
 from newsmon.locks import is_same_file, try_lock
 from newsmon.settings import Settings
 
@@ -74,13 +75,13 @@ def cleanup(
     data = settings.data_dir
     stats = RetentionStats()
 
-    for path in _files(data / "deadletter", "*.jsonl", policy.deadletter_days, now):
+    for path in _files(settings.layout.deadletter, "*.jsonl", policy.deadletter_days, now):
         path.unlink(missing_ok=True)
         stats.deleted_deadletters.append(path.name)
-    stats.stale_inbox = [p.name for p in _files(data / "inbox", "*.jsonl", policy.stale_days, now)]
-    stats.stale_spool = [p.name for p in _files(data / "spool", "*.jsonl", policy.stale_days, now)]
+    stats.stale_inbox = [p.name for p in _files(settings.layout.inbox, "*.jsonl", policy.stale_days, now)]
+    stats.stale_spool = [p.name for p in _files(settings.layout.spool, "*.jsonl", policy.stale_days, now)]
 
-    for part in _files(data / "inbox", "*.jsonl.part"):
+    for part in _files(settings.layout.inbox, "*.jsonl.part"):
         try:
             if now - part.stat().st_mtime < PART_GRACE_S:
                 continue
@@ -98,13 +99,13 @@ def cleanup(
             fh.close()
 
     for name in stored_sources(data):
-        fh = try_lock(lock_path(data, name))
+        fh = try_lock(DataDir(data).source_lock(name))
         if fh is None:  # being crawled: the crawl writes its state
             stats.crawl_busy = True
             stats.busy_sources.append(name)
             continue
         try:
-            _prune_crawl_state(CrawlStore(store_path(data, name)), policy, now, stats)
+            _prune_crawl_state(CrawlStore(DataDir(data).source_state(name)), policy, now, stats)
         finally:
             fh.close()
     return stats
@@ -112,13 +113,11 @@ def cleanup(
 
 def _prune_crawl_state(store: CrawlStore, policy: RetentionPolicy, now: float, stats: RetentionStats) -> None:
     try:
-        stats.pruned_http_cache += store.db.execute(
-            "DELETE FROM http_cache WHERE stored < ?", (now - policy.http_cache_days * DAY_S,)
-        ).rowcount
-        # The store writes ``utcnow().isoformat()``, so the same format compares as text.
-        cutoff = datetime.fromtimestamp(now - policy.skipped_page_days * DAY_S, UTC).isoformat()
-        stats.pruned_skipped_pages += store.db.execute(
-            "DELETE FROM seen WHERE article_id IS NULL AND seen_at < ?", (cutoff,)
-        ).rowcount
+        cache, skipped = store.prune(
+            cached_before=now - policy.http_cache_days * DAY_S,
+            skipped_before=datetime.fromtimestamp(now - policy.skipped_page_days * DAY_S, UTC),
+        )
+        stats.pruned_http_cache += cache
+        stats.pruned_skipped_pages += skipped
     finally:
         store.close()

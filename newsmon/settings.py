@@ -18,6 +18,7 @@ from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsmon.errors import ConfigError
+from newsmon.layout import DataDir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCES = REPO_ROOT / "crawlers" / "sources"
@@ -209,11 +210,10 @@ class Settings(BaseSettings):
     def es_is_local(self) -> bool:
         return self.es_host in ("127.0.0.1", "localhost", "::1")
 
-    def path(self, *parts: str) -> Path:
-        """A path under the data dir, created on demand for its parent."""
-        target = self.data_dir.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
+    @property
+    def layout(self) -> DataDir:
+        """Where everything lives under the data dir."""
+        return DataDir(self.data_dir)
 
 
 def _fields_env_name(loc: tuple[Any, ...]) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
+from newsmon.scripts import HAN, HANGUL
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 _KEY_DROP = re.compile(r"[\s\-_·・.]+")
 
@@ -34,7 +34,7 @@ def script_of(text: str) -> str:
     not hold these reliably (a spaced phrase of known nouns loses to them) and jieba's
     cannot hold them at all, so they go through one regex in every language. Else 'hangul'
     (Kiwi user word) or 'han' (jieba user word)."""
-    hangul, han = bool(_HANGUL.search(text)), bool(_HAN.search(text))
+    hangul, han = bool(HANGUL.search(text)), bool(HAN.search(text))
     if _ASCII_ALNUM.search(text) or (hangul and han) or len(text.split()) > 1:
         return "protected"
     if hangul:
@@ -44,9 +44,9 @@ def script_of(text: str) -> str:
 
 def phrase_lang(text: str) -> str:
     """Language whose tokenizer reads a lexicon phrase: Hangul -> ko, Han -> zh, else en."""
-    if _HANGUL.search(text):
+    if HANGUL.search(text):
         return "ko"
-    return "zh" if _HAN.search(text) else "en"
+    return "zh" if HAN.search(text) else "en"
 
 
 @dataclass(frozen=True)

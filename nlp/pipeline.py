@@ -242,7 +242,7 @@ class Analyzer:
 
 
 def cluster_state_dir(settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).data_dir / "clusters"
+    return (settings or get_settings()).layout.clusters
 
 
 @cache

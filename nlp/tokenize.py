@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
+from newsmon.scripts import HANGUL
 from newsmon.settings import get_settings
 from nlp.lexicon import dictionary_words, norm_key, phrase_lang, protected_pattern, stopwords
 
@@ -28,7 +29,6 @@ _KIWI_NOUNS = ("NNG", "NNP", "SL", "SH", "XR")
 _KIWI_PREDICATES = ("VV", "VA")
 _WORD = re.compile(r"[^\W_]+(?:[\-.][^\W_]+)*")
 _HAS_WORD_CHAR = re.compile(r"[^\W_]")
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def kiwi_workers() -> int:
@@ -75,7 +75,7 @@ class Tokenizers:
     def _korean_alias_keys(self) -> tuple[frozenset[str], frozenset[str]]:
         """Keys of the aliases Kiwi may still split (its model can outvote a user word:
         '품목의 수출통제를' comes out as 수출/통제), and every prefix of those keys."""
-        aliases = [a for a in dictionary_words("hangul") + dictionary_words("protected") if _HANGUL.search(a)]
+        aliases = [a for a in dictionary_words("hangul") + dictionary_words("protected") if HANGUL.search(a)]
         keys = frozenset(norm_key(a) for a in aliases)
         return keys, frozenset(k[:n] for k in keys for n in range(1, len(k) + 1))
 

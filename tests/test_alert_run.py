@@ -272,7 +272,7 @@ def test_rules_only_run_in_their_mode(es: Node) -> None:
 def test_run_command_dry_run_then_real_run(es: Node, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from newsmon.alerts.cli import alerts_app
+    from newsmon.cli import app  # `newsmon alerts run`: the app wires the index's matches in
     from newsmon.settings import get_settings
 
     es.add(story(1))
@@ -287,18 +287,18 @@ def test_run_command_dry_run_then_real_run(es: Node, monkeypatch: pytest.MonkeyP
             monkeypatch.setenv(f"NEWSMON_{name}", value)
         monkeypatch.setenv("NEWSMON_ALERT_TO", DESK)
         get_settings.cache_clear()
-        dry = runner.invoke(alerts_app, ["run", "--dry-run"])
+        dry = runner.invoke(app, ["alerts", "run", "--dry-run"])
         assert dry.exit_code == 0, dry.output
         assert f"rule export-controls: to {DESK}: [newsmon] {story(1).title}" in dry.output
         assert "dry run, nothing sent: would send 1 stories in 1 emails" in dry.output
         assert not sink.messages
 
-        real = runner.invoke(alerts_app, ["run"])
+        real = runner.invoke(app, ["alerts", "run"])
         assert real.exit_code == 0, real.output
         assert "sent 1 stories in 1 emails" in real.output and len(sink.wait_for(1)) == 1
 
     es.add(story(2))
-    failed = runner.invoke(alerts_app, ["run"])  # the server is gone now
+    failed = runner.invoke(app, ["alerts", "run"])  # the server is gone now
     assert isinstance(failed.exception, NewsmonError)
     assert str(failed.exception) == f"SMTP: cannot connect to 127.0.0.1:{sink.port}: connection refused"
     assert "1 pending for the next run" in failed.output

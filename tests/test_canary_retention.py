@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.store import CrawlStore, source_lock, store_path
+from crawlers.store import CrawlStore, source_lock
+from newsmon.layout import DataDir
 from newsmon.locks import file_lock
 from newsmon.models import Article
 from newsmon.retention import DAY_S, cleanup
@@ -62,7 +63,7 @@ def test_an_interrupted_crawls_part_file_is_salvaged_unless_its_crawl_runs(setti
 
 
 def _old_state(settings: Settings, source: str) -> Article:
-    store = CrawlStore(store_path(settings.data_dir, source))
+    store = CrawlStore(DataDir(settings.data_dir).source_state(source))
     article = Article(url="https://a.example/1", canonical_url="https://a.example/1", title="t", text="x")
     store.record(article, [article.url])
     store.mark_skipped(["https://a.example/tag/ai"], "list_page")
@@ -88,7 +89,7 @@ def test_crawl_state_pruning_keeps_seen_articles_and_sources_being_crawled(setti
     assert (stats.pruned_http_cache, stats.pruned_skipped_pages) == (2, 2)  # a and c
     assert stats.busy_sources == ["b"] and stats.crawl_busy
     for source, pruned in (("a", True), ("b", False), ("c", True)):
-        store = CrawlStore(store_path(settings.data_dir, source))
+        store = CrawlStore(DataDir(settings.data_dir).source_state(source))
         try:
             seen = {url for (url,) in store.db.execute("SELECT url FROM seen")}
             assert (seen == {article.url}) is pruned  # the article stays known: not fetched again

@@ -20,16 +20,14 @@ import pytest
 from crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
 from crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
 from crawlers.registry import Source
-from crawlers.run import CrawlStats, crawl, runs_dir
+from crawlers.run import CrawlStats, crawl
 from crawlers.store import (
     CrawlStore,
-    legacy_store_path,
-    lock_path,
-    retired_legacy_path,
     source_lock,
     stored_sources,
 )
 from newsmon.errors import NewsmonError
+from newsmon.layout import DataDir
 from newsmon.locks import try_lock
 from newsmon.models import Article
 from newsmon.pipeline import crawl_to_inbox
@@ -265,7 +263,7 @@ def test_a_source_that_another_crawl_holds_is_left_to_it(
     assert not any(a.source == "demo-zh-tech" for a in articles)
 
     # With lock_wait, a crawl whose sources are all busy waits (here: released after a second).
-    held = try_lock(lock_path(settings.data_dir, "demo-zh-tech"))
+    held = try_lock(DataDir(settings.data_dir).source_lock("demo-zh-tech"))
     assert held is not None
     threading.Timer(1.0, held.close).start()
     later = crawl(zh, settings, tmp_path / "later.jsonl", lock_wait=60)
@@ -276,7 +274,7 @@ def test_the_legacy_single_store_is_delivered_once_and_retired(settings: Setting
     with serve_demo() as server:
         sources = demo_sources(server.url)
         # What an older version left: one article committed but not delivered (a killed crawl).
-        legacy = CrawlStore(legacy_store_path(settings.data_dir))
+        legacy = CrawlStore(DataDir(settings.data_dir).crawl_legacy_state)
         url = f"{server.url}/ko/news/1001.html"
         left = Article(url=url, canonical_url=url, title="남겨진 기사", text="본문", source="demo-ko-tech")
         legacy.record(left, [url])
@@ -290,8 +288,8 @@ def test_the_legacy_single_store_is_delivered_once_and_retired(settings: Setting
     assert first.articles_new == len(articles) == DEMO_ARTICLES and first.articles_unchanged == 1
     assert any(line.startswith("retired the single crawl store") for line in lines)
     assert any(line.startswith("demo-ko-tech: took 1 known URL") for line in lines)
-    assert not legacy_store_path(settings.data_dir).exists()
-    assert retired_legacy_path(settings.data_dir).exists()
+    assert not DataDir(settings.data_dir).crawl_legacy_state.exists()
+    assert DataDir(settings.data_dir).crawl_retired_state.exists()
     assert (second.articles_new, read_articles(tmp_path / "two.jsonl")) == (0, [])
 
 
@@ -358,10 +356,10 @@ def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_p
         assert sum(server.hits.values()) == fetched  # it stopped crawling, too
         # Its locks went with it, and it did not fill its log with broken-pipe tracebacks.
         for source in sources:
-            lock = try_lock(lock_path(settings.data_dir, source.name))
+            lock = try_lock(DataDir(settings.data_dir).source_lock(source.name))
             assert lock is not None
             lock.close()
-        [run] = runs_dir(settings.data_dir).iterdir()
+        [run] = DataDir(settings.data_dir).crawl_runs.iterdir()
         assert "BrokenPipeError" not in (run / "crawl.stderr").read_text(encoding="utf-8")
         assert (run / "crawl.stderr").stat().st_size < 20_000
 

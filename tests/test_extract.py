@@ -12,12 +12,12 @@ from crawlers.extract import (
     clean_authors,
     clean_title,
     decode_html,
-    detect_lang,
     extract_article,
     parse_date,
     strip_tail,
 )
 from crawlers.registry import ExtractRules, Source
+from newsmon.scripts import lang_by_script
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extract"
 FETCHED = datetime(2025, 5, 1, tzinfo=UTC)
@@ -173,10 +173,10 @@ def test_parse_date(raw: str, expected: datetime | None) -> None:
 
 
 def test_detect_lang_and_cleaners() -> None:
-    assert detect_lang("삼성전자는 HBM 생산을 늘린다") == "ko"
-    assert detect_lang("美国商务部更新实体清单") == "zh"
-    assert detect_lang("エヌビディアの新しいGPU") == "ja"
-    assert detect_lang("Nvidia ships H20 chips") == "en"
+    assert lang_by_script("삼성전자는 HBM 생산을 늘린다") == "ko"
+    assert lang_by_script("美国商务部更新实体清单") == "zh"
+    assert lang_by_script("エヌビディアの新しいGPU") == "ja"
+    assert lang_by_script("Nvidia ships H20 chips") == "en"
     assert clean_title("标题很长的一篇新闻报道_新浪科技_新浪网", []) == "标题很长的一篇新闻报道"
     assert clean_title("수출통제 강화 - 가상IT신문", ["가상IT신문"]) == "수출통제 강화"
     assert clean_title("Export controls - what changes", []) == "Export controls - what changes"

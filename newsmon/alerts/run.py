@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import fcntl
-import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -20,7 +18,7 @@ from newsmon.alerts.ledger import Ledger, group_stories
 from newsmon.alerts.mailer import Outbox, SmtpError, SmtpTransport, Transport
 from newsmon.alerts.render import batches, compose
 from newsmon.alerts.rules import AlertRule, Mode, load_rules, rules_path
-from newsmon.errors import NewsmonError
+from newsmon.locks import file_lock
 from newsmon.models import utcnow
 from newsmon.queries import MatchPage, RuleQuery
 from newsmon.settings import Settings
@@ -45,29 +43,16 @@ class AlertRunStats:
 
 
 def ledger_path(settings: Settings) -> Path:
-    return settings.path("alerts", "ledger.sqlite3")
+    path = settings.layout.alerts_ledger
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-@contextmanager
-def _exclusive(settings: Settings) -> Iterator[None]:
+def _exclusive(settings: Settings) -> AbstractContextManager[object]:
     """One alert run at a time per data dir, so a ``sending`` row always means a crash."""
-    lock_path = settings.path("alerts", "run.lock")
-    with lock_path.open("a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise NewsmonError(
-                        f"alerts: another alert run has held {lock_path} for over {LOCK_WAIT_S:.0f} s"
-                    ) from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock_path = settings.layout.alerts_run_lock
+    busy = f"alerts: another alert run holds {lock_path}"
+    return file_lock(lock_path, timeout=LOCK_WAIT_S, busy=busy, poll=0.5)
 
 
 class Matcher(Protocol):
