@@ -28,7 +28,8 @@ from pathlib import Path
 import trafilatura
 from lxml import html as lxml_html
 
-from crawlers.extract import LANG_TZ, extract_article, parse_date
+from crawlers.extract import extract_article
+from crawlers.extraction.dates import LANG_TZ, parse_date
 from crawlers.registry import Source
 from newsmon.scripts import is_cjk_lang
 from newsmon.settings import REPO_ROOT

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
-from crawlers.extract import LANG_TZ, extract_article
+from crawlers.extract import extract_article
+from crawlers.extraction.dates import LANG_TZ
 from crawlers.registry import Source
 from crawlers.scrapy_settings import MAX_PAGE_BYTES
 from newsmon.settings import Settings

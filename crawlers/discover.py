@@ -16,7 +16,7 @@ from lxml import etree
 from lxml import html as lxml_html
 from scrapy.utils.gz import gunzip
 
-from crawlers.extract import parse_date
+from crawlers.extraction.dates import parse_date
 from crawlers.urls import NON_ARTICLE_PATH
 
 _DIGITS = re.compile(r"\d{4,}|/\d{1,3}/\d+")

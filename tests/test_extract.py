@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.extract import (
-    KST,
-    clean_authors,
-    clean_title,
-    decode_html,
-    extract_article,
-    parse_date,
-    strip_tail,
-)
+from crawlers.extract import extract_article
+from crawlers.extraction.body import strip_tail
+from crawlers.extraction.dates import KST, parse_date
+from crawlers.extraction.decoding import decode_html
+from crawlers.extraction.metadata import clean_authors, clean_title
 from crawlers.registry import ExtractRules, Source
 from newsmon.scripts import lang_by_script
 
@@ -235,11 +231,11 @@ def test_each_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     its loader never parses the page again), and a long story costs one trafilatura run."""
     from lxml import html as lxml_html
 
-    import crawlers.extract as extract
+    import crawlers.extraction.body as body
 
     title = "수출 허가 심사 지연"
     page_parses, runs = [], []
-    real_parse, real_run = lxml_html.document_fromstring, extract.trafilatura.extract
+    real_parse, real_run = lxml_html.document_fromstring, body.trafilatura.extract
 
     def counted_parse(html: str | bytes, *args: object, **kwargs: object) -> object:
         text = html if isinstance(html, str) else html.decode("utf-8", "replace")
@@ -252,7 +248,7 @@ def test_each_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_run(document, *args, **kwargs)
 
     monkeypatch.setattr(lxml_html, "document_fromstring", counted_parse)
-    monkeypatch.setattr(extract.trafilatura, "extract", counted_run)
+    monkeypatch.setattr(body.trafilatura, "extract", counted_run)
     story = "".join(
         f"<p>반도체 장비 수출 허가 심사가 {i}주째 이어지면서 업계의 납기 차질 우려가 커지고 있다.</p>"
         for i in range(12)

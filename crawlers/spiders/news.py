@@ -20,7 +20,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
-from crawlers.extract import LANG_TZ
+from crawlers.extraction.dates import LANG_TZ
 from crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
 from crawlers.registry import Source
 from crawlers.store import CrawlStore

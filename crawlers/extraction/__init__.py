@@ -1,0 +1,1 @@
+"""The parts of article extraction, one concern per module (``crawlers.extract`` is the entry point)."""
