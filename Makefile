@@ -11,7 +11,7 @@ STAMP := $(VENV)/.newsmon-installed
 
 # ensure_built is a no-op when the jars match the launcher sources (it keeps a digest stamp).
 setup: $(STAMP)
-	$(BIN)/python -c "from newsmon.esnode import ensure_built; ensure_built(print)"
+	$(BIN)/python -c "from newsmon.index.localnode.launcher import ensure_built; ensure_built(print)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ demo: setup
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The floors are checked on the package as it installs (build/lint-tree): the stages' folders
+# become newsmon.crawlers, newsmon.nlp and newsmon.index only there.
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	rm -rf build/lint-tree && $(BIN)/python -m pip install -q --no-deps --no-compile --target build/lint-tree .
+	cd build/lint-tree && $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml
 
 clean:
 	rm -rf $(VENV) var index/localnode/target

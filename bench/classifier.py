@@ -52,8 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
-    from nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
+    from newsmon.nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -58,8 +58,9 @@ def _peak_mb() -> float:
 
 
 def worker_newsmon(site: Path, base: str, concurrency: int) -> dict[str, Any]:
-    from crawlers.registry import Source
-    from crawlers.run import crawl
+    from newsmon.crawlers.registry import Source
+    from newsmon.crawlers.run import crawl
+
     from newsmon.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +122,7 @@ def _from_disk(site: Path, extract: Any) -> dict[str, Any]:
 
 
 def worker_newsmon_extract(site: Path, base: str, concurrency: int) -> dict[str, Any]:
-    from crawlers.extract import extract_article
+    from newsmon.crawlers.extract import extract_article
 
     return _from_disk(site, lambda data, url: extract_article(data, url).is_article)
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(WORKERS[args.worker](args.site, args.base, args.concurrency)))
         return 0
 
-    from crawlers.demo_server import serve_demo
+    from newsmon.crawlers.demo_server import serve_demo
 
     with tempfile.TemporaryDirectory() as tmp, serve_demo(root=Path(tmp)) as server:
         build_site(Path(tmp), args.pages)

@@ -21,7 +21,7 @@ from pathlib import Path
 # This file is itself called nlp.py: put the repository, not bench/, first on the path.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from nlp.devset import long_texts, shared_data_dir  # noqa: E402  (needs the path above)
+from newsmon.nlp.devset import long_texts, shared_data_dir  # noqa: E402  (needs the path above)
 
 
 def korean_docs(n: int) -> list[tuple[str, str]]:
@@ -44,9 +44,10 @@ def run_mode(mode: str, n: int, rounds: int, topics: str = "signal") -> dict[str
             for _ in kiwi.tokenize(texts):
                 pass
     else:
+        from newsmon.nlp.cluster import StoryClusters
+        from newsmon.nlp.pipeline import Analyzer
+
         from newsmon.models import Article
-        from nlp.cluster import StoryClusters
-        from nlp.pipeline import Analyzer
 
         articles = [
             Article(url=f"bench:{i}", canonical_url=f"bench:{i}", title=title, text=text)

@@ -15,10 +15,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from newsmon.crawlers.registry import Source
+from newsmon.crawlers.spiders.news import NewsSpider
 from scrapy.crawler import CrawlerProcess
-
-from crawlers.registry import Source
-from crawlers.spiders.news import NewsSpider
 
 # After the parent is gone: this long for a graceful stop (spider closed, stores committed),
 # then the process exits regardless.

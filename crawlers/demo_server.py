@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
-from crawlers.registry import Source, load_sources
+from newsmon.crawlers.registry import Source, load_sources
 
 DEMO_ROOT = Path(__file__).resolve().parent / "demo_site"
 DEMO_SOURCES = DEMO_ROOT / "sources.yaml"

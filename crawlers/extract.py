@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 from lxml import html as lxml_html
-
-from crawlers.extraction.body import (
+from newsmon.crawlers.extraction.body import (
     EXTRACTOR,
     MIN_BODY_WEIGHT,
     link_texts,
@@ -25,12 +24,13 @@ from crawlers.extraction.body import (
     strip_tail,
     text_weight,
 )
-from crawlers.extraction.dates import LANG_TZ, published_date
-from crawlers.extraction.decoding import decode_html, sniff_binary
-from crawlers.extraction.metadata import canonical_url, clean_authors, page_authors, page_title
-from crawlers.extraction.page import clean_ws, json_ld_nodes, ld_article, meta_tags
-from crawlers.registry import Source
-from crawlers.urls import NON_ARTICLE_PATH
+from newsmon.crawlers.extraction.dates import LANG_TZ, published_date
+from newsmon.crawlers.extraction.decoding import decode_html, sniff_binary
+from newsmon.crawlers.extraction.metadata import canonical_url, clean_authors, page_authors, page_title
+from newsmon.crawlers.extraction.page import clean_ws, json_ld_nodes, ld_article, meta_tags
+from newsmon.crawlers.registry import Source
+from newsmon.crawlers.urls import NON_ARTICLE_PATH
+
 from newsmon.models import Article, utcnow
 from newsmon.scripts import is_cjk_lang, lang_by_script
 

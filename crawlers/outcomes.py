@@ -14,6 +14,7 @@ import sys
 import zlib
 from typing import TYPE_CHECKING
 
+from newsmon.crawlers.middlewares import BlockedRequest
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
@@ -25,8 +26,6 @@ from scrapy.exceptions import (
 )
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
-
-from crawlers.middlewares import BlockedRequest
 
 if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from newsmon.crawlers.extract import extract_article
+from newsmon.crawlers.outcomes import PERMANENT_SKIPS, SKIPPED, note, progress
 from scrapy.exceptions import DropItem
-
-from crawlers.extract import extract_article
-from crawlers.outcomes import PERMANENT_SKIPS, SKIPPED, note, progress
 
 if TYPE_CHECKING:
     from typing import Self

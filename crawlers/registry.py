@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsmon.errors import NewsmonError
 
+DEFAULT_SOURCES = Path(__file__).resolve().parent / "sources"
+
 
 class ExtractRules(BaseModel):
     """Per-site selectors; each is CSS, or XPath when it starts with ``/`` or ``(``."""
@@ -122,9 +124,10 @@ def parse_sources(text: str, origin: str, variables: dict[str, str] | None = Non
     return sources
 
 
-def load_sources(path: Path | str, variables: dict[str, str] | None = None) -> list[Source]:
-    """Sources from one YAML file or every ``*.yaml``/``*.yml`` in a folder (sorted by file name)."""
-    path = Path(path)
+def load_sources(path: Path | str | None = None, variables: dict[str, str] | None = None) -> list[Source]:
+    """Sources from one YAML file or every ``*.yaml``/``*.yml`` in a folder (sorted by file name);
+    None: the registry shipped with the crawler (``sources/``)."""
+    path = Path(path) if path is not None else DEFAULT_SOURCES
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
     elif path.is_file():

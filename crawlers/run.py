@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crawlers.registry import Source
-from crawlers.scrapy_settings import scrapy_settings
-from crawlers.store import (
+from newsmon.crawlers.registry import Source
+from newsmon.crawlers.scrapy_settings import scrapy_settings
+from newsmon.crawlers.store import (
     NEW,
     UPDATED,
     CrawlStore,
@@ -26,9 +26,10 @@ from crawlers.store import (
     retire_legacy_store,
     source_locks,
 )
+
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir
-from newsmon.settings import REPO_ROOT, Settings
+from newsmon.settings import Settings
 
 
 @dataclass
@@ -142,21 +143,16 @@ def crawl(
             "scrapy": scrapy_settings(sources, settings, stores, log_file) | (scrapy_overrides or {}),
         }
         job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-            PYTHONUNBUFFERED="1",
-        )
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(run / "crawl.stderr", "w", encoding="utf-8") as stderr:
             child = subprocess.Popen(
-                [sys.executable, "-m", "crawlers.crawl_process", str(job_file)],
+                [sys.executable, "-m", "newsmon.crawlers.crawl_process", str(job_file)],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
                 encoding="utf-8",
                 errors="replace",
                 env=env,
-                cwd=REPO_ROOT,
                 # The child shares the source locks: should this process die, they stay held
                 # until the child (still writing to the stores) is gone too.
                 pass_fds=[fh.fileno() for fh in locks.values()],

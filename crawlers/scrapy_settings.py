@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawlers.registry import Source
-from crawlers.urls import host_port, is_private_host
+from newsmon.crawlers.registry import Source
+from newsmon.crawlers.urls import host_port, is_private_host
+
 from newsmon.settings import Settings
 
 MAX_PAGE_BYTES = 5 * 1024 * 1024
@@ -59,20 +60,20 @@ def scrapy_settings(
         "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
         "EXTENSIONS": {
             "scrapy.extensions.throttle.AutoThrottle": None,
-            "crawlers.middlewares.SourceRateThrottle": 0,
+            "newsmon.crawlers.middlewares.SourceRateThrottle": 0,
         },
         "DOWNLOADER_MIDDLEWARES": {
-            "crawlers.middlewares.PrivateAddressGuard": 50,
+            "newsmon.crawlers.middlewares.PrivateAddressGuard": 50,
             # Just above Scrapy's HttpCompressionMiddleware (590): sees the raw body first.
-            "crawlers.middlewares.StrictGunzip": 595,
+            "newsmon.crawlers.middlewares.StrictGunzip": 595,
         },
-        "ITEM_PIPELINES": {"crawlers.pipelines.ArticlePipeline": 300},
+        "ITEM_PIPELINES": {"newsmon.crawlers.pipelines.ArticlePipeline": 300},
         "NEWSMON_PRIVATE_ALLOWED": sorted({host_port(url) for url in local}),
         "NEWSMON_STORES": {name: str(path) for name, path in stores.items()},  # by source name
         # Conditional GET for feeds, sitemaps and list pages (articles carry dont_cache).
         "HTTPCACHE_ENABLED": True,
-        "HTTPCACHE_POLICY": "crawlers.middlewares.RevalidatePolicy",
-        "HTTPCACHE_STORAGE": "crawlers.store.SqliteCacheStorage",
+        "HTTPCACHE_POLICY": "newsmon.crawlers.middlewares.RevalidatePolicy",
+        "HTTPCACHE_STORAGE": "newsmon.crawlers.store.SqliteCacheStorage",
         "LOG_LEVEL": "INFO",
         "LOG_FILE": str(log_file),
         "LOG_FILE_APPEND": False,

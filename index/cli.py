@@ -17,12 +17,12 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
+from newsmon.index.search import Filters, Sort, parse_when
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from index.search import Filters, Sort, parse_when
 from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
 
@@ -96,7 +96,7 @@ def search_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Search indexed articles; prints highlighted snippets."""
-    from index.search import search_articles
+    from newsmon.index.search import search_articles
 
     if sort not in ("relevance", "date"):
         raise NewsmonError(f"--sort must be relevance or date, not {sort!r}")
@@ -143,7 +143,7 @@ def stats_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Article counts by topic, site, language, entity and day."""
-    from index.search import article_stats
+    from newsmon.index.search import article_stats
 
     if interval not in ("day", "week", "month"):
         raise NewsmonError(f"--interval must be day, week or month, not {interval!r}")
@@ -181,7 +181,7 @@ def kibana_import_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Import the data view, saved searches and dashboard into Kibana."""
-    from index.kibana import kibana_import
+    from newsmon.index.kibana import kibana_import
 
     settings = get_settings()
     answer = kibana_import(

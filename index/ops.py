@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from elasticsearch import ApiError, ConnectionError, ConnectionTimeout, Elasticsearch, SSLError
+from newsmon.index.client import BULK_TIMEOUT_S
 
-from index.client import BULK_TIMEOUT_S
 from newsmon.errors import NewsmonError
 
 T = TypeVar("T")

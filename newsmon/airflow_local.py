@@ -16,6 +16,7 @@ Everything else (data dir, index prefix, recipients ...) comes from 2 and 3.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from newsmon.errors import NewsmonError
 
@@ -38,7 +39,15 @@ if TYPE_CHECKING:
 
 ES_CONN_ID = "newsmon_es"
 SMTP_CONN_ID = "newsmon_smtp"
-DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+
+
+def _missing(name: str) -> NoReturn:
+    raise ImportError(f"{name} is not installed: reinstall newsmon")
+
+
+# The DAG files ship in the package (newsmon.dags, the project's dags/ folder): ask the import
+# system where, so that a checkout and an installed wheel both work.
+DAGS_FOLDER = Path(str((importlib.util.find_spec("newsmon.dags") or _missing("newsmon.dags")).origin)).parent
 # The pool of the crawl tasks: its slots are how many crawls run at once, the politeness and
 # load knob (each crawl locks the stores of its sources, so crawls of different sources run
 # side by side and one source is never crawled twice at once). `newsmon airflow` creates it

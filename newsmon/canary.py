@@ -19,8 +19,8 @@ from email.utils import formatdate, make_msgid
 from statistics import median
 from typing import Any
 
-from crawlers.check import Fetcher, SourceCheck, check_source, http_fetcher
-from crawlers.registry import Source
+from newsmon.crawlers.check import Fetcher, SourceCheck, check_source, http_fetcher
+from newsmon.crawlers.registry import Source
 from newsmon.errors import NewsmonError
 from newsmon.settings import Settings
 
@@ -90,7 +90,7 @@ def daily_counts(
     settings: Settings, source: str, first: date, last: date, client: Any = None
 ) -> dict[date, int]:
     """Articles per day (by ``date``) the index holds for ``source`` from ``first`` to ``last``."""
-    from index.search import Filters, article_stats
+    from newsmon.index.search import Filters, article_stats
 
     stats = article_stats(
         settings, "", Filters(site=source, since=first, until=last), interval="day", top=1, client=client

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from index.cli import JsonOpt, SinceOpt, SiteOpt, UntilOpt
 from newsmon.alerts.cli import RulesPath
 from newsmon.errors import NewsmonError, one_line
+from newsmon.index.cli import JsonOpt, SinceOpt, SiteOpt, UntilOpt
 from newsmon.settings import get_settings
 
 app = typer.Typer(
@@ -37,7 +37,7 @@ out = Console()
 @es_app.command("start")
 def es_start() -> None:
     """Start the local node on NEWSMON_ES_URL's port; data under NEWSMON_DATA_DIR/es."""
-    from newsmon import esnode
+    from newsmon.index.localnode import launcher as esnode
 
     settings = get_settings()
     with console.status(f"starting Elasticsearch at {settings.es_url} ..."):
@@ -48,7 +48,7 @@ def es_start() -> None:
 @es_app.command("stop")
 def es_stop() -> None:
     """Stop the local node started by `newsmon es start`."""
-    from newsmon import esnode
+    from newsmon.index.localnode import launcher as esnode
 
     if esnode.stop(get_settings()):
         out.print("Elasticsearch stopped")
@@ -59,7 +59,7 @@ def es_stop() -> None:
 @es_app.command("status")
 def es_status() -> None:
     """Show whether the node is running and its health."""
-    from newsmon import esnode
+    from newsmon.index.localnode import launcher as esnode
 
     st = esnode.status(get_settings())
     if st.running:
@@ -102,8 +102,8 @@ def index_command(
 ) -> None:
     """Set up the index, and/or analyse and index articles from JSONL files (as `newsmon run`
     does with its inbox; spooled ones are replayed)."""
-    from index.cli import counts_table, print_json, progress_bar
-    from index.setup import setup_index
+    from newsmon.index.cli import counts_table, print_json, progress_bar
+    from newsmon.index.setup import setup_index
     from newsmon.pipeline import ProcessStats, analyse_and_index
 
     if not setup and not files:
@@ -144,7 +144,7 @@ def reprocess_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-run the NLP analysis on stored articles and write back what changed."""
-    from index.cli import counts_table, print_json, progress_bar
+    from newsmon.index.cli import counts_table, print_json, progress_bar
     from newsmon.pipeline import reprocess_stored
 
     with progress_bar(None, "reprocessing") as advance:
@@ -187,13 +187,13 @@ def alerts_run_command(
 
 def _mount() -> None:
     """Commands that live beside the library code they wrap (Scrapy split: the CLI only routes)."""
-    from crawlers.cli import crawl_command, extract_command, sources_app
-    from index.cli import kibana_app, search_command, stats_command
     from newsmon.airflow_local import newsmon_airflow_command
     from newsmon.alerts.cli import alerts_app
-    from nlp.cli import analyze_command
-    from nlp.train import train_command
-    from nlp.training.signal import signal_app
+    from newsmon.crawlers.cli import crawl_command, extract_command, sources_app
+    from newsmon.index.cli import kibana_app, search_command, stats_command
+    from newsmon.nlp.cli import analyze_command
+    from newsmon.nlp.train import train_command
+    from newsmon.nlp.training.signal import signal_app
 
     app.command("crawl")(crawl_command)
     app.command("extract")(extract_command)

@@ -29,12 +29,12 @@ from newsmon.models import read_articles
 from newsmon.settings import Settings
 
 if TYPE_CHECKING:
-    from crawlers.registry import Source
-    from crawlers.run import CrawlStats
-    from index.bulk import IndexStats
-    from index.reprocess import ReprocessStats
     from newsmon.alerts.rules import AlertRule, Mode
     from newsmon.alerts.run import AlertRunStats
+    from newsmon.crawlers.registry import Source
+    from newsmon.crawlers.run import CrawlStats
+    from newsmon.index.bulk import IndexStats
+    from newsmon.index.reprocess import ReprocessStats
 
 Progress = Callable[[str], None]
 # process_inbox waits this long for another run's processing (analysis of a daily crawl's
@@ -57,8 +57,8 @@ def load_sources(
     settings: Settings, sources_path: Path | None = None, names: list[str] | None = None
 ) -> list[Source]:
     """The enabled sources of the registry, or the ``names``d ones (an unknown name is an error)."""
-    from crawlers.registry import load_sources as load
-    from crawlers.registry import select_sources
+    from newsmon.crawlers.registry import load_sources as load
+    from newsmon.crawlers.registry import select_sources
 
     enabled = [s for s in load(sources_path or settings.sources) if s.enabled]
     return select_sources(enabled, names) if names else enabled
@@ -77,7 +77,7 @@ def crawl_sources(
     are the same from run to run."""
     if not demo:
         return load_sources(settings, sources_path)
-    from crawlers.demo_server import demo_sources, serve_demo
+    from newsmon.crawlers.demo_server import demo_sources, serve_demo
 
     try:
         server = stack.enter_context(serve_demo(port=settings.demo_port))
@@ -106,7 +106,7 @@ def crawl_to_inbox(
     While the crawl runs, the ``.part`` file is locked: housekeeping salvages only a ``.part``
     that no live crawl holds. ``lock_wait``: see ``crawlers.run.crawl``.
     """
-    from crawlers.run import crawl
+    from newsmon.crawlers.run import crawl
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     final = inbox_dir(settings) / f"{stamp}-{tag}.jsonl"
@@ -185,7 +185,7 @@ def index_inbox(
     settings: Settings, *, progress: Progress | None = None, stats: ProcessStats | None = None
 ) -> ProcessStats:
     """Create or update the index (idempotent), then analyse and index the inbox."""
-    from index.setup import setup_index
+    from newsmon.index.setup import setup_index
 
     setup_index(settings)
     return process_inbox(settings, progress=progress, stats=stats)
@@ -202,8 +202,8 @@ def analyse_and_index(
     """Analyse then index the articles of each JSONL file (``remove``: delete each file once its
     articles are indexed or spooled). ``newsmon run``, the DAGs and ``newsmon index`` share it:
     nothing is indexed unanalysed."""
-    from index.bulk import index_articles
-    from nlp.pipeline import analyze_articles, settings_analyzer
+    from newsmon.index.bulk import index_articles
+    from newsmon.nlp.pipeline import analyze_articles, settings_analyzer
 
     analyzer = settings_analyzer(settings)
     for path in files:
@@ -235,9 +235,9 @@ def reprocess_stored(
     """Re-analyse the stored articles dated in [since, until] (a date such as 2026-05-01 or a
     time ago such as 7d; and from ``site``) with the settings' analyzer, writing back what
     changed (``newsmon reprocess`` and its DAG)."""
-    from index.reprocess import reprocess
-    from index.search import parse_when
-    from nlp.pipeline import analyze_articles, settings_analyzer
+    from newsmon.index.reprocess import reprocess
+    from newsmon.index.search import parse_when
+    from newsmon.nlp.pipeline import analyze_articles, settings_analyzer
 
     analyzer = settings_analyzer(settings)
     return reprocess(
@@ -272,7 +272,7 @@ def run_once(
     console: Console | None = None,
 ) -> RunSummary:
     """The main job: crawl -> analyse -> index -> alerts, once."""
-    from newsmon import esnode
+    from newsmon.index.localnode import launcher as esnode
 
     console = console or Console(stderr=True)
     started = time.monotonic()
@@ -308,8 +308,8 @@ def alert_run(
     progress: Progress | None = None,
 ) -> AlertRunStats:
     """The ``mode`` alert rules over the newly indexed articles, matched by the index stage."""
-    from index.matches import IndexMatcher
     from newsmon.alerts.run import run_alerts
+    from newsmon.index.matches import IndexMatcher
 
     return run_alerts(
         settings, IndexMatcher(settings), mode=mode, dry_run=dry_run, rules=rules, progress=progress

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crawlers.store import CrawlStore, stored_sources
+from newsmon.crawlers.store import CrawlStore, stored_sources
 from newsmon.layout import DataDir
 from newsmon.locks import is_same_file, try_lock
 from newsmon.settings import Settings

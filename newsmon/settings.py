@@ -21,7 +21,6 @@ from newsmon.errors import ConfigError
 from newsmon.layout import DataDir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCES = REPO_ROOT / "crawlers" / "sources"
 
 
 class SmtpTls(StrEnum):
@@ -68,7 +67,7 @@ class Settings(BaseSettings):
     # 30 s) between them; then the indexer spools what it could not write.
     es_retries: int = 6
     data_dir: Path = Path("./var")
-    sources: Path = DEFAULT_SOURCES
+    sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_user: str | None = None
@@ -178,8 +177,8 @@ class Settings(BaseSettings):
 
     @field_validator("sources")
     @classmethod
-    def _check_sources(cls, value: Path) -> Path:
-        if not value.exists():
+    def _check_sources(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
             raise ValueError("no such file or folder")
         return value
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
+from newsmon.nlp.cluster import StoryClusters
+from newsmon.nlp.jsonl import analyze_jsonl
+from newsmon.nlp.pipeline import Analyzer, cluster_state_dir
+from newsmon.nlp.topics import backend_names
 from rich.console import Console
 
 from newsmon.errors import ConfigError
-from nlp.cluster import StoryClusters
-from nlp.jsonl import analyze_jsonl
-from nlp.pipeline import Analyzer, cluster_state_dir
-from nlp.topics import backend_names
 
 
 def _open(stack: ExitStack, name: str, mode: str) -> IO[str]:
@@ -40,8 +40,9 @@ def analyze_command(
     ] = None,
 ) -> None:
     """Analyse articles from JSON lines (title, text; optional id, url, lang, published, site)."""
+    from newsmon.nlp.pipeline import settings_topic_backend
+
     from newsmon.settings import get_settings
-    from nlp.pipeline import settings_topic_backend
 
     settings = get_settings()
     if topics:

@@ -20,7 +20,7 @@ from functools import cache
 from itertools import combinations
 from pathlib import Path
 
-from nlp.lexicon import DATA_DIR
+from newsmon.nlp.lexicon import DATA_DIR
 
 SHARED_ENV = "NEWSMON_SHARED_DATA"
 ALERT_DEVSET = DATA_DIR / "alert_devset.tsv"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from nlp.cues import TokenizedDoc
+from newsmon.nlp.cues import TokenizedDoc
 
 KEYWORDS = 10
 TITLE_WEIGHT = 3

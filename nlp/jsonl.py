@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Any
 
+from newsmon.nlp.pipeline import BATCH_SIZE, Analyzer
 from pydantic import ValidationError
 
 from newsmon.models import Article
-from nlp.pipeline import BATCH_SIZE, Analyzer
 
 ANALYSIS_FIELDS = (
     "lang",
@@ -119,7 +119,7 @@ def analyze_jsonl(
     progress: Callable[[int], None] | None = None,
 ) -> AnalyzeStats:
     """Analyse every JSON line of in_stream into out_stream, in input order."""
-    from nlp.pipeline import default_analyzer
+    from newsmon.nlp.pipeline import default_analyzer
 
     analyzer = analyzer or default_analyzer()
     stats = AnalyzeStats()

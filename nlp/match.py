@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Generic, TypeVar
 
-from nlp.lexicon import Entry, case_sensitive, lexicon, norm_key
+from newsmon.nlp.lexicon import Entry, case_sensitive, lexicon, norm_key
 
 T = TypeVar("T")
 

@@ -16,21 +16,21 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
+from newsmon.nlp.alert import AlertModel
+from newsmon.nlp.cluster import StoryClusters
+from newsmon.nlp.cues import TokenizedDoc
+from newsmon.nlp.encoder import embed, lead_of
+from newsmon.nlp.entities import entities_of, keywords_of
+from newsmon.nlp.lang import detect_lang, to_simplified
+from newsmon.nlp.lexicon import data_fingerprint
+from newsmon.nlp.signal import META_FILE, Signal, SignalModel, cue_vector
+from newsmon.nlp.signal import MODEL_DIR as SIGNAL_MODEL_DIR
+from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
+from newsmon.nlp.topics import RulesBackend, TopicBackend, classify, get_backend
 
 from newsmon.errors import ConfigError
 from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
-from nlp.alert import AlertModel
-from nlp.cluster import StoryClusters
-from nlp.cues import TokenizedDoc
-from nlp.encoder import embed, lead_of
-from nlp.entities import entities_of, keywords_of
-from nlp.lang import detect_lang, to_simplified
-from nlp.lexicon import data_fingerprint
-from nlp.signal import META_FILE, Signal, SignalModel, cue_vector
-from nlp.signal import MODEL_DIR as SIGNAL_MODEL_DIR
-from nlp.tokenize import Tokenizers, get_tokenizers
-from nlp.topics import RulesBackend, TopicBackend, classify, get_backend
 
 NLP_VERSION = "1"
 BATCH_SIZE = 64
@@ -64,7 +64,7 @@ class RelevanceModel(Protocol):
 def default_relevance_model(model_dir: Path | None = None) -> RelevanceModel | None:
     """The tech-relevance classifier in ``model_dir`` (default: the shipped
     nlp/models/tech_relevance), loaded on first use; None if the folder holds no model."""
-    from nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
+    from newsmon.nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
 
     folder = model_dir or DEFAULT_MODEL_DIR
     if not (folder / "config.json").is_file():

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from newsmon.nlp.alert import AlertModel
+from newsmon.nlp.cues import TokenizedDoc
+from newsmon.nlp.encoder import TITLE_DIMENSIONS
+from newsmon.nlp.topics import RulesBackend
 
 from newsmon.models import AlertDecision, Topic
-from nlp.alert import AlertModel
-from nlp.cues import TokenizedDoc
-from nlp.encoder import TITLE_DIMENSIONS
-from nlp.topics import RulesBackend
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "signal"
 HEADS_FILE = "heads.npz"

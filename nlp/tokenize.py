@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
+from newsmon.nlp.lexicon import dictionary_words, norm_key, phrase_lang, protected_pattern, stopwords
+
 from newsmon.scripts import HANGUL
 from newsmon.settings import get_settings
-from nlp.lexicon import dictionary_words, norm_key, phrase_lang, protected_pattern, stopwords
 
 if TYPE_CHECKING:
     from jieba import Tokenizer as JiebaTokenizer

@@ -27,11 +27,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from newsmon.nlp.devset import TOPIC_TRAINSET, BinaryScores, TopicItem, load_topic_devset
+from newsmon.nlp.topics import RulesBackend, TopicBackend, all_scores, classify, weighted_mean
+from newsmon.nlp.train import _norm_key, _relevance_rows
+from newsmon.nlp.transformers_backend import article_text
+
 from newsmon.models import Article
-from nlp.devset import TOPIC_TRAINSET, BinaryScores, TopicItem, load_topic_devset
-from nlp.topics import RulesBackend, TopicBackend, all_scores, classify, weighted_mean
-from nlp.train import _norm_key, _relevance_rows
-from nlp.transformers_backend import article_text
 
 MEMBERS = ["rules", "transformers"]
 # Grids searched per label on the tuning half: the transformers member's share of the
@@ -304,7 +305,7 @@ def train_topic_model(
     the tuning half with out-of-fold model scores (``folds`` extra trainings, each without one
     fold of the gold rows: scores of rows a model was trained on would flatter it), save
     ``ensemble.json`` and ``topic_eval.json`` there, and return the held-out figures."""
-    from nlp.train import train_classifier
+    from newsmon.nlp.train import train_classifier
 
     say = say or (lambda line: None)
     rules = RulesBackend()
@@ -350,8 +351,8 @@ def out_of_fold_scores(
     **train_options: Any,
 ) -> dict[str, dict[str, float]]:
     """Model scores of each tuning-half item from a model trained without that item's fold."""
-    from nlp.train import train_classifier
-    from nlp.transformers_backend import TransformersBackend
+    from newsmon.nlp.train import train_classifier
+    from newsmon.nlp.transformers_backend import TransformersBackend
 
     say = say or (lambda line: None)
     scores: dict[str, dict[str, float]] = {}
@@ -371,7 +372,7 @@ def heldout_figures(
 ) -> list[dict[str, Any]]:
     """Per-backend figures on the held-out half: rules, the model in ``model_dir``, and the
     ensemble of the two with the weights tuned beside that model."""
-    from nlp.topics import get_backend
+    from newsmon.nlp.topics import get_backend
 
     rules = rules or RulesBackend()
     held = [i for i in load_topic_devset(shared) if i.holdout]

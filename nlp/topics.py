@@ -19,11 +19,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from newsmon.nlp.cues import CueHit, CueSet, TokenizedDoc, docs_for, evidence
+from newsmon.nlp.lexicon import load_data
+from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
+
 from newsmon.errors import ConfigError
 from newsmon.models import Article, Topic
-from nlp.cues import CueHit, CueSet, TokenizedDoc, docs_for, evidence
-from nlp.lexicon import load_data
-from nlp.tokenize import Tokenizers, get_tokenizers
 
 
 @runtime_checkable
@@ -241,7 +242,7 @@ BackendFactory = Callable[..., TopicBackend]
 # heavy backend (torch) costs nothing unless chosen.
 _BACKENDS: dict[str, BackendFactory | str] = {
     "rules": RulesBackend,
-    "transformers": "nlp.transformers_backend:topic_model_backend",
+    "transformers": "newsmon.nlp.transformers_backend:topic_model_backend",
     "ensemble": _ensemble,
 }
 

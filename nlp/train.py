@@ -768,7 +768,7 @@ def train_command(
         }
         try:
             if topics_from_shared is not None:
-                from nlp.topic_eval import train_topic_model
+                from newsmon.nlp.topic_eval import train_topic_model
 
                 topic_report = train_topic_model(topics_from_shared, data, out, say=console.print, **options)
             else:

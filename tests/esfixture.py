@@ -10,7 +10,8 @@ import os
 import socket
 from pathlib import Path
 
-from newsmon import esnode
+from newsmon.index.localnode import launcher as esnode
+
 from newsmon.errors import ESNodeError
 from newsmon.settings import Settings
 

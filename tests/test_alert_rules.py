@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from newsmon.index.matches import build_query
 
-from index.matches import build_query
 from newsmon.alerts.rules import DEFAULT_RULES, AlertRuleError, load_rules, parse_rules
 from newsmon.alerts.sample import sample_articles
 

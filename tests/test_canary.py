@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from helpers.smtpsink import SmtpSink, free_port
+from newsmon.crawlers.check import check_source, http_fetcher
+from newsmon.crawlers.demo_server import DemoServer, demo_sources, serve_demo
+from newsmon.crawlers.registry import Source
 
-from crawlers.check import check_source, http_fetcher
-from crawlers.demo_server import DemoServer, demo_sources, serve_demo
-from crawlers.registry import Source
 from newsmon.canary import (
     SiteCheck,
     check_site,
@@ -120,8 +120,9 @@ def test_report_mail_reaches_the_operators(settings: Settings) -> None:
 def test_check_site_compares_the_index_history(
     es_settings: Settings, tmp_path: Path, demo: DemoServer
 ) -> None:
-    from index.bulk import index_articles
-    from index.client import articles_alias, es_client
+    from newsmon.index.bulk import index_articles
+    from newsmon.index.client import articles_alias, es_client
+
     from newsmon.models import Article
 
     settings = es_settings.model_copy(update={"data_dir": tmp_path / "var", "index_prefix": "canary-history"})

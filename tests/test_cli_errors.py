@@ -201,7 +201,7 @@ def test_run_says_what_it_spooled_when_elasticsearch_goes_away_after_setup(
     env: dict[str, str], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Elasticsearch answers the index set-up, then is gone: indexing spools, the alerts fail.
-    monkeypatch.setattr("index.setup.setup_index", lambda settings, client=None: None)
+    monkeypatch.setattr("newsmon.index.setup.setup_index", lambda settings, client=None: None)
     code, out, err = _newsmon(["run", "--demo"], capfd)
     assert code == 2 and "Traceback" not in out + err
     spooled = re.search(r"index: spooled\D+(\d+)", out)

@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
-from crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
-from crawlers.registry import Source
-from crawlers.run import CrawlStats, crawl
-from crawlers.store import (
+from newsmon.crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
+from newsmon.crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
+from newsmon.crawlers.registry import Source
+from newsmon.crawlers.run import CrawlStats, crawl
+from newsmon.crawlers.store import (
     CrawlStore,
     source_lock,
     stored_sources,
 )
+
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir
 from newsmon.locks import try_lock
@@ -328,7 +328,7 @@ def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_p
     with serve_demo(delay=2.0) as server:  # the whole crawl would take far longer than the grace
         sources = demo_sources(server.url)
         script = (
-            "from crawlers.demo_server import demo_sources\n"
+            "from newsmon.crawlers.demo_server import demo_sources\n"
             "from newsmon.pipeline import crawl_to_inbox\n"
             "from newsmon.settings import load_settings\n"
             f"settings = load_settings(data_dir={str(settings.data_dir)!r})\n"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from crawlers.discover import looks_like_article_url
-from crawlers.middlewares import BlockedRequest, PrivateAddressGuard
-from crawlers.urls import canonicalize, is_private_host
+from newsmon.crawlers.discover import looks_like_article_url
+from newsmon.crawlers.middlewares import BlockedRequest, PrivateAddressGuard
+from newsmon.crawlers.urls import canonicalize, is_private_host
 
 
 @pytest.mark.parametrize(

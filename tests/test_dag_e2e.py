@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from helpers.smtpsink import HOST, ReceivedMail, SmtpSink, free_port
+from newsmon.crawlers.demo_server import DEMO_SOURCES, serve_demo
 
-from crawlers.demo_server import DEMO_SOURCES, serve_demo
 from newsmon.airflow_local import DAGS_FOLDER, airflow_env, prepare_airflow
 from newsmon.pipeline import pending_inbox_files
 from newsmon.settings import Settings
@@ -125,7 +125,7 @@ def _only(values: list[Any]) -> Any:
 def test_feeds_dag_indexes_the_demo_site_and_mails_the_alert(
     settings: Settings, sink: SmtpSink, tmp_path: Path
 ) -> None:
-    from index.search import search_articles
+    from newsmon.index.search import search_articles
 
     xcoms = run_dags([("newsmon_feeds", {"demo": True})], settings, sink, tmp_path)["newsmon_feeds"]
     mails = sink.wait_for(1)
@@ -146,7 +146,7 @@ def _mails_to(mails: list[ReceivedMail], subject_start: str) -> list[ReceivedMai
 
 
 def test_daily_crawl_reprocess_and_canary(settings: Settings, sink: SmtpSink, tmp_path: Path) -> None:
-    from index.search import search_articles
+    from newsmon.index.search import search_articles
 
     # The legacy outlet's only list page is down: its crawl finds nothing, the canary says so.
     down = {"/legacy/list.html": lambda h: h.send_plain(503, b"maintenance")}

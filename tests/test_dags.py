@@ -196,7 +196,7 @@ def test_xcom_summary_keeps_counts_and_paths_only(dag_helpers: Any) -> None:
 
 
 def test_a_crawl_fails_its_task_only_when_it_died_or_nothing_answered(dag_helpers: Any) -> None:
-    from crawlers.run import CrawlStats
+    from newsmon.crawlers.run import CrawlStats
 
     def stats(pages: int, errors: dict[str, int], exit_code: int = 0) -> CrawlStats:
         return CrawlStats(pages, 1, 0, 0, {}, errors, Path("/x/a.jsonl"), exit_code=exit_code)

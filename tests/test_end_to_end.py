@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsmon.pipeline import pending_inbox_files, run_once
-from newsmon.settings import Settings
+from newsmon.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def demo_settings(es_settings: Settings, tmp_path: Path, request: pytest.Fixture
 
 
 def test_demo_run_makes_articles_searchable_once(demo_settings: Settings) -> None:
-    from index.search import Filters, search_articles
+    from newsmon.index.search import Filters, search_articles
 
     first = run_once(demo_settings, demo=True)
     assert first.crawl["articles_new"] >= 10
@@ -45,19 +45,57 @@ def test_demo_run_makes_articles_searchable_once(demo_settings: Settings) -> Non
     assert total == first.crawl["articles_new"]
 
 
-def test_cli_run_then_search(es_settings: Settings, tmp_path: Path) -> None:
+def test_the_installed_package_runs_the_main_job_then_searches(es_settings: Settings, tmp_path: Path) -> None:
+    """`pip install .` puts one top-level package, newsmon, and the main job runs from that
+    install (its data, models, demo site and DAGs inside it), not from the checkout."""
+    site = tmp_path / "site"
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-compile",
+        "--target",
+        str(site),
+    ]
+    done = subprocess.run([*install, str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p.name for p in site.iterdir()} - {"bin"} == {"newsmon", "newsmon-0.1.0.dist-info"}
     env = {
         **os.environ,
+        "PYTHONPATH": str(site),
         "NEWSMON_ES_URL": es_settings.es_url,
         "NEWSMON_DATA_DIR": str(tmp_path / "var"),
         "NEWSMON_INDEX_PREFIX": "e2e-cli",
     }
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import newsmon.crawlers.run as m, newsmon.airflow_local as a; print(m.__file__, a.DAGS_FOLDER)",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert where.returncode == 0 and all(p.startswith(str(site)) for p in where.stdout.split()), where
     newsmon = [sys.executable, "-m", "newsmon.cli"]
-    run = subprocess.run([*newsmon, "run", "--demo"], env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [*newsmon, "run", "--demo"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "articles new" in run.stdout
     found = subprocess.run(
-        [*newsmon, "search", "出口管制", "--json"], env=env, capture_output=True, text=True, timeout=120
+        [*newsmon, "search", "出口管制", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert found.returncode == 0, found.stderr[-2000:]
     hits = json.loads(found.stdout)["hits"]
@@ -79,8 +117,8 @@ BRIEF = (
 
 def test_a_short_brief_announced_by_a_feed_is_indexed(es_settings: Settings, tmp_path: Path) -> None:
     """A one-paragraph news brief is an article: the feed says so, and no gate may drop it."""
-    from crawlers.demo_server import serve_demo
-    from index.search import search_articles
+    from newsmon.crawlers.demo_server import serve_demo
+    from newsmon.index.search import search_articles
 
     def respond(body: str, ctype: str):  # type: ignore[no-untyped-def]
         return lambda handler: handler.send_plain(200, body.encode(), ctype, {})

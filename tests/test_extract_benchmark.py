@@ -78,7 +78,7 @@ def test_no_page_is_lost_where_trafilatura_finds_the_article(scores: dict[str, A
 def test_no_body_ends_in_an_email_or_a_copyright_line() -> None:
     """Over every shared page set: the last line of each extracted body is story, not a byline
     with an email, a reprint notice or a copyright line."""
-    from crawlers.extraction.body import _EMAIL, _TAIL_LINE  # the patterns the cleaner uses
+    from newsmon.crawlers.extraction.body import _EMAIL, _TAIL_LINE  # the patterns the cleaner uses
 
     bench = _bench()
     if not bench.DEFAULT_DATA.is_dir():

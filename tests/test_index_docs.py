@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from helpers.articles import NOW, make_article
-
-from index.docs import from_doc, mapping_spec, to_doc
+from newsmon.index.docs import from_doc, mapping_spec, to_doc
 
 
 def test_doc_keeps_everything_and_converts_back() -> None:

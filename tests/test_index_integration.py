@@ -9,17 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import newsmon.index.bulk
 import pytest
 from elasticsearch import Elasticsearch
 from helpers.articles import isolated, make_article
+from newsmon.index.bulk import IndexStats, index_articles
+from newsmon.index.client import articles_alias, es_client
+from newsmon.index.docs import mapping_spec
+from newsmon.index.ops import Retry
+from newsmon.index.reprocess import reprocess
+from newsmon.index.setup import rollover, setup_index
 
-import index.bulk
-from index.bulk import IndexStats, index_articles
-from index.client import articles_alias, es_client
-from index.docs import mapping_spec
-from index.ops import Retry
-from index.reprocess import reprocess
-from index.setup import rollover, setup_index
 from newsmon.errors import NewsmonError
 from newsmon.models import Article, Topic
 from newsmon.settings import Settings
@@ -86,13 +86,13 @@ def test_a_rejected_document_is_dead_lettered_and_the_rest_indexed(
     es: Settings, client: Elasticsearch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     articles = [make_article(i) for i in range(5)]
-    real_to_doc = index.bulk.to_doc
+    real_to_doc = newsmon.index.bulk.to_doc
 
     def broken(article: Article, **kw: Any) -> dict[str, Any]:
         doc = real_to_doc(article, **kw)
         return {**doc, "published": "not a date"} if article.id == articles[2].id else doc
 
-    monkeypatch.setattr(index.bulk, "to_doc", broken)
+    monkeypatch.setattr(newsmon.index.bulk, "to_doc", broken)
     assert index_articles(articles, es, client) == IndexStats(created=4, failed=1)
     (dead,) = (es.data_dir / "deadletter").glob("*.jsonl")
     assert articles[2].id in dead.read_text()
@@ -191,8 +191,7 @@ def test_stopping_the_node_mid_run_loses_nothing(tmp_path: Path) -> None:
     """Stop the node after the first chunk, start it again, run again: every article is
     there exactly once. A node of its own, as this one is stopped and restarted."""
     from esfixture import REUSE_ENV, start_test_node, stop_test_node
-
-    from newsmon import esnode
+    from newsmon.index.localnode import launcher as esnode
 
     if os.environ.get(REUSE_ENV):
         pytest.skip(f"{REUSE_ENV} reuses a node this test must not stop")

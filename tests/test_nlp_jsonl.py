@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import typer
+from newsmon.nlp.cli import analyze_command
+from newsmon.nlp.cluster import StoryClusters
+from newsmon.nlp.jsonl import analyze_jsonl
+from newsmon.nlp.pipeline import Analyzer
 from typer.testing import CliRunner
-
-from nlp.cli import analyze_command
-from nlp.cluster import StoryClusters
-from nlp.jsonl import analyze_jsonl
-from nlp.pipeline import Analyzer
 
 GOOD_KO = {
     "id": "ko-1",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from newsmon.nlp.lang import detect_lang
+from newsmon.nlp.lexicon import dictionary_words, lexicon, load_data, norm_key, script_of
+from newsmon.nlp.match import lexicon_matcher
+from newsmon.nlp.tokenize import get_tokenizers, kiwi_workers
 
 from newsmon.errors import ConfigError
 from newsmon.settings import get_settings
-from nlp.lang import detect_lang
-from nlp.lexicon import dictionary_words, lexicon, load_data, norm_key, script_of
-from nlp.match import lexicon_matcher
-from nlp.tokenize import get_tokenizers, kiwi_workers
 
 # Each alias is placed inside a sentence of the language whose tokenizer reads it, glued to
 # the particles and neighbours that would tempt a tokenizer to split or merge it.

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from newsmon.errors import ConfigError
-from newsmon.models import Article, Topic
-from nlp.topics import (
+from newsmon.nlp.topics import (
     EnsembleBackend,
     RulesBackend,
     TopicBackend,
@@ -14,6 +11,9 @@ from nlp.topics import (
     get_backend,
     register_backend,
 )
+
+from newsmon.errors import ConfigError
+from newsmon.models import Article, Topic
 
 
 def _article(title: str, text: str = "") -> Article:

@@ -8,12 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from newsmon.models import Article
-from nlp.lang import to_simplified
-from nlp.pipeline import Analyzer
-from nlp.signal import MODEL_DIR, SignalModel
-from nlp.training.signal import (
+from newsmon.nlp.lang import to_simplified
+from newsmon.nlp.pipeline import Analyzer
+from newsmon.nlp.signal import MODEL_DIR, SignalModel
+from newsmon.nlp.training.signal import (
     CORPUS_DIR,
     LANGS,
     corpus_fingerprint,
@@ -22,6 +20,8 @@ from nlp.training.signal import (
     recall_threshold,
     train,
 )
+
+from newsmon.models import Article
 
 RECORDED = MODEL_DIR / "eval.json"
 

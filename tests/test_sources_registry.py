@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from newsmon.crawlers.demo_server import demo_sources
+from newsmon.crawlers.registry import DEFAULT_SOURCES, load_sources, select_sources
 
-from crawlers.demo_server import demo_sources
-from crawlers.registry import load_sources, select_sources
 from newsmon.errors import NewsmonError
-from newsmon.settings import DEFAULT_SOURCES
 
 GOOD = """
 - name: one

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from newsmon.nlp.topic_eval import THRESHOLD_GRID, label_scores, tune_ensemble
+from newsmon.nlp.topics import EnsembleBackend, get_backend, register_backend
 
 from newsmon.errors import ConfigError
 from newsmon.models import Article, Topic
-from nlp.topic_eval import THRESHOLD_GRID, label_scores, tune_ensemble
-from nlp.topics import EnsembleBackend, get_backend, register_backend
 
 LABELS = ["export_controls", "trade_policy"]
 
@@ -111,8 +111,8 @@ def test_tuned_weights_file_is_read_and_checked(tmp_path: Path) -> None:
 
 @pytest.mark.shared_data
 def test_the_labelled_topic_set_resolves_and_covers_every_topic(shared_data: Path) -> None:
-    from nlp.devset import load_topic_devset
-    from nlp.topics import RulesBackend
+    from newsmon.nlp.devset import load_topic_devset
+    from newsmon.nlp.topics import RulesBackend
 
     items = load_topic_devset(shared_data)
     assert len(items) >= 600 and len({i.key for i in items}) == len(items)
@@ -128,8 +128,8 @@ def test_heldout_figures_match_the_model_card_and_the_ensemble_wins_on_export_co
     shared_data: Path,
 ) -> None:
     pytest.importorskip("torch")
-    from nlp.topic_eval import heldout_figures
-    from nlp.transformers_backend import TOPIC_MODEL_DIR
+    from newsmon.nlp.topic_eval import heldout_figures
+    from newsmon.nlp.transformers_backend import TOPIC_MODEL_DIR
 
     rows = heldout_figures(shared_data, TOPIC_MODEL_DIR)
     for row in rows:
@@ -145,7 +145,7 @@ def test_heldout_figures_match_the_model_card_and_the_ensemble_wins_on_export_co
 
 @pytest.mark.shared_data
 def test_the_training_set_is_disjoint_from_the_dev_set(shared_data: Path) -> None:
-    from nlp.devset import TOPIC_TRAINSET, load_topic_devset
+    from newsmon.nlp.devset import TOPIC_TRAINSET, load_topic_devset
 
     dev = load_topic_devset(shared_data)
     train = load_topic_devset(shared_data, TOPIC_TRAINSET)
@@ -158,9 +158,9 @@ def test_the_whole_recipe_with_a_tiny_model(shared_data: Path, tmp_path: Path) -
     """Data, out-of-fold training, ensemble tuning and held-out scoring, end to end; no
     held-out text reaches training."""
     pytest.importorskip("torch")
-    from nlp.devset import load_topic_devset
-    from nlp.topic_eval import devset_article, text_of, train_topic_model
-    from nlp.train import _norm_key
+    from newsmon.nlp.devset import load_topic_devset
+    from newsmon.nlp.topic_eval import devset_article, text_of, train_topic_model
+    from newsmon.nlp.train import _norm_key
 
     data, out = tmp_path / "topics.jsonl", tmp_path / "model"
     lines: list[str] = []

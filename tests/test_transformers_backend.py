@@ -10,9 +10,15 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from newsmon.nlp.transformers_backend import (
+    DEFAULT_MODEL_DIR,
+    TransformersBackend,
+    ZeroShotBackend,
+    article_text,
+)
+
 from newsmon.errors import ConfigError
 from newsmon.models import Article, Topic
-from nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend, ZeroShotBackend, article_text
 
 # Headlines of our own writing, not from any data set.
 TECH = [
@@ -116,7 +122,7 @@ def test_article_text_modes() -> None:
 
 
 def test_topic_backend_registry_builds_it() -> None:
-    topics = pytest.importorskip("nlp.topics")
+    topics = pytest.importorskip("newsmon.nlp.topics")
     b = topics.get_backend("transformers")
     assert isinstance(b, topics.TopicBackend) and b.name == "transformers"
 
@@ -166,7 +172,7 @@ def test_zero_shot_backend_mechanics(tmp_path: Path) -> None:
 @pytest.mark.shared_data
 def test_heldout_scores_do_not_regress(shared_data: Path, tmp_path: Path) -> None:
     """Held-out F1 per set on ../shared/data, rebuilt with the same fixed split as training."""
-    from nlp.train import build_relevance_dataset, evaluate_classifier
+    from newsmon.nlp.train import build_relevance_dataset, evaluate_classifier
 
     stats = build_relevance_dataset(shared_data, tmp_path / "rel.jsonl")
     scores = evaluate_classifier(DEFAULT_MODEL_DIR, None, Path(stats.heldout_path))

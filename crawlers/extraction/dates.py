@@ -9,9 +9,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import htmldate
-
-from crawlers.extraction.page import select
-from crawlers.registry import ExtractRules
+from newsmon.crawlers.extraction.page import select
+from newsmon.crawlers.registry import ExtractRules
 
 KST = timezone(timedelta(hours=9), "KST")
 CST = timezone(timedelta(hours=8), "CST")

@@ -6,9 +6,9 @@ import re
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from crawlers.extraction.page import block_text, clean_ws, ld_names, select
-from crawlers.registry import ExtractRules
-from crawlers.urls import canonicalize
+from newsmon.crawlers.extraction.page import block_text, clean_ws, ld_names, select
+from newsmon.crawlers.registry import ExtractRules
+from newsmon.crawlers.urls import canonicalize
 
 _TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", "_", "｜", "ㅣ", "|", " : ", " > ", " « ", " » ")
 

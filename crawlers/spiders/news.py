@@ -15,16 +15,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
+from newsmon.crawlers.extraction.dates import LANG_TZ
+from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
+from newsmon.crawlers.registry import Source
+from newsmon.crawlers.store import CrawlStore
+from newsmon.crawlers.urls import canonicalize, on_domains
 from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
-
-from crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
-from crawlers.extraction.dates import LANG_TZ
-from crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
-from crawlers.registry import Source
-from crawlers.store import CrawlStore
-from crawlers.urls import canonicalize, on_domains
 
 T = TypeVar("T")
 _NEVER = datetime.min.replace(tzinfo=UTC)

@@ -18,13 +18,10 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-
-from newsmon.errors import NewsmonError
-from newsmon.models import Article
-from nlp.encoder import DIMENSIONS, ENCODER_NAME, embed
-from nlp.lexicon import load_data
-from nlp.pipeline import Analyzer, Prepared
-from nlp.signal import (
+from newsmon.nlp.encoder import DIMENSIONS, ENCODER_NAME, embed
+from newsmon.nlp.lexicon import load_data
+from newsmon.nlp.pipeline import Analyzer, Prepared
+from newsmon.nlp.signal import (
     ALERT,
     HEADS_FILE,
     META_FILE,
@@ -34,6 +31,9 @@ from nlp.signal import (
     cue_vector,
     neighbour_view,
 )
+
+from newsmon.errors import NewsmonError
+from newsmon.models import Article
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "signal"
 EVAL_PERCENT = 30  # of the events
@@ -117,7 +117,7 @@ def shared_headlines(shared: Path) -> list[SignalItem]:
     disjoint from the alert and topic dev sets): mostly everyday tech, business and politics
     news, which the corpus has too little of. None is an export-control action; the few about
     export controls at all are left out rather than guessed."""
-    from nlp.devset import TOPIC_TRAINSET, load_topic_devset
+    from newsmon.nlp.devset import TOPIC_TRAINSET, load_topic_devset
 
     return [
         SignalItem(
@@ -419,8 +419,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score every backend on the evaluation split (``headlines``: its headlines alone), per
     language and overall."""
-    from nlp.signal import SignalModel
-    from nlp.topics import classify, get_backend
+    from newsmon.nlp.signal import SignalModel
+    from newsmon.nlp.topics import classify, get_backend
 
     say = progress or (lambda _line: None)
     items = [item.headline() if headlines else item for item in load_corpus(corpus) if item.holdout]

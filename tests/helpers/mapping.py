@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from index.docs import mapping_spec
+from newsmon.index.docs import mapping_spec
 
 
 def field_types(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:

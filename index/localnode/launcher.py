@@ -35,9 +35,9 @@ from pathlib import Path
 
 from newsmon.errors import ESNodeError
 from newsmon.locks import file_lock
-from newsmon.settings import REPO_ROOT, Settings
+from newsmon.settings import Settings
 
-LOCALNODE_DIR = REPO_ROOT / "index" / "localnode"
+LOCALNODE_DIR = Path(__file__).resolve().parent  # the Maven project: pom.xml, src/
 TARGET_DIR = LOCALNODE_DIR / "target"
 LIB_DIR = TARGET_DIR / "lib"
 STAMP_FILE = TARGET_DIR / "newsmon-build.stamp"
