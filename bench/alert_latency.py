@@ -38,9 +38,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers.smtpsink import SmtpSink, free_port
+
 from newsmon.crawlers.demo_server import DEMO_ROOT, DEMO_SOURCES, serve_demo
 from newsmon.index.localnode import launcher as esnode
-
 from newsmon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

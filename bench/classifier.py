@@ -52,6 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+
     from newsmon.nlp.transformers_backend import DEFAULT_MODEL_DIR, TransformersBackend
 
     if args.threads:

@@ -60,7 +60,6 @@ def _peak_mb() -> float:
 def worker_newsmon(site: Path, base: str, concurrency: int) -> dict[str, Any]:
     from newsmon.crawlers.registry import Source
     from newsmon.crawlers.run import crawl
-
     from newsmon.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:

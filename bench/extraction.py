@@ -27,10 +27,10 @@ from pathlib import Path
 
 import trafilatura
 from lxml import html as lxml_html
+
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.extraction.dates import LANG_TZ, parse_date
 from newsmon.crawlers.registry import Source
-
 from newsmon.scripts import is_cjk_lang
 from newsmon.settings import REPO_ROOT
 

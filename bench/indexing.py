@@ -31,12 +31,12 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import parallel_bulk, streaming_bulk
+
 from newsmon.index.bulk import CHUNK_SIZE, CONCURRENCY, index_articles
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import to_doc
 from newsmon.index.localnode import launcher as esnode
 from newsmon.index.setup import setup_index
-
 from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, load_settings
 

@@ -44,10 +44,9 @@ def run_mode(mode: str, n: int, rounds: int, topics: str = "signal") -> dict[str
             for _ in kiwi.tokenize(texts):
                 pass
     else:
+        from newsmon.models import Article
         from newsmon.nlp.cluster import StoryClusters
         from newsmon.nlp.pipeline import Analyzer
-
-        from newsmon.models import Article
 
         articles = [
             Article(url=f"bench:{i}", canonical_url=f"bench:{i}", title=title, text=text)

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from indexing import bench_settings, iter_articles
+from rich.progress import Progress
+
 from newsmon.index.bulk import index_articles
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.search import Filters, Sort, article_stats, search_articles
 from newsmon.index.setup import setup_index
-from rich.progress import Progress
-
 from newsmon.settings import Settings
 
 WARMUP = 3

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from protego import Protego
+
 from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.extraction.dates import LANG_TZ
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.scrapy_settings import MAX_PAGE_BYTES
-from protego import Protego
-
 from newsmon.settings import Settings
 
 TIMEOUT_S = 20

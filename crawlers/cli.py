@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from newsmon.crawlers.check import SourceCheck, check_sources
 from newsmon.crawlers.demo_server import demo_sources, serve_demo
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.registry import Source, load_sources, select_sources
 from newsmon.crawlers.run import CrawlStats, crawl
-from rich.console import Console
-from rich.table import Table
-
 from newsmon.errors import NewsmonError
 from newsmon.settings import Settings, get_settings
 

@@ -15,9 +15,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from scrapy.crawler import CrawlerProcess
+
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.spiders.news import NewsSpider
-from scrapy.crawler import CrawlerProcess
 
 # After the parent is gone: this long for a graceful stop (spider closed, stores committed),
 # then the process exits regardless.

@@ -14,9 +14,10 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 from lxml import etree
 from lxml import html as lxml_html
+from scrapy.utils.gz import gunzip
+
 from newsmon.crawlers.extraction.dates import parse_date
 from newsmon.crawlers.urls import NON_ARTICLE_PATH
-from scrapy.utils.gz import gunzip
 
 _DIGITS = re.compile(r"\d{4,}|/\d{1,3}/\d+")
 _PAGING = re.compile(r"(?:^|&)(?:page|p|pg|pageno|pagenum)=", re.I)

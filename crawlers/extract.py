@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 from lxml import html as lxml_html
+
 from newsmon.crawlers.extraction.body import (
     EXTRACTOR,
     MIN_BODY_WEIGHT,
@@ -30,7 +31,6 @@ from newsmon.crawlers.extraction.metadata import canonical_url, clean_authors, p
 from newsmon.crawlers.extraction.page import clean_ws, json_ld_nodes, ld_article, meta_tags
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.urls import NON_ARTICLE_PATH
-
 from newsmon.models import Article, utcnow
 from newsmon.scripts import is_cjk_lang, lang_by_script
 

@@ -6,12 +6,13 @@ import zlib
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from newsmon.crawlers.urls import host_port, is_private_host
 from scrapy.exceptions import IgnoreRequest
 from scrapy.extensions.httpcache import RFC2616Policy
 from scrapy.extensions.throttle import AutoThrottle
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
+
+from newsmon.crawlers.urls import host_port, is_private_host
 
 if TYPE_CHECKING:
     from typing import Self

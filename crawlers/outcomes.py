@@ -14,7 +14,6 @@ import sys
 import zlib
 from typing import TYPE_CHECKING
 
-from newsmon.crawlers.middlewares import BlockedRequest
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
@@ -26,6 +25,8 @@ from scrapy.exceptions import (
 )
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
+
+from newsmon.crawlers.middlewares import BlockedRequest
 
 if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector

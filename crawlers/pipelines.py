@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scrapy.exceptions import DropItem
+
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.outcomes import PERMANENT_SKIPS, SKIPPED, note, progress
-from scrapy.exceptions import DropItem
 
 if TYPE_CHECKING:
     from typing import Self

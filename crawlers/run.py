@@ -26,7 +26,6 @@ from newsmon.crawlers.store import (
     retire_legacy_store,
     source_locks,
 )
-
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir
 from newsmon.settings import Settings

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.urls import host_port, is_private_host
-
 from newsmon.settings import Settings
 
 MAX_PAGE_BYTES = 5 * 1024 * 1024

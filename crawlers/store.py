@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from newsmon.crawlers.urls import canonicalize, on_domains
-
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir
 from newsmon.locks import file_lock, try_lock
 from newsmon.models import Article, utcnow
 
 if TYPE_CHECKING:
-    from newsmon.crawlers.registry import Source
     from scrapy import Request, Spider
     from scrapy.http import Response
     from scrapy.settings import BaseSettings
+
+    from newsmon.crawlers.registry import Source
 
 NEW, UPDATED, UNCHANGED = "new", "updated", "unchanged"
 

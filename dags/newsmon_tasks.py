@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TriggerRule, task
 
 if TYPE_CHECKING:
-    from newsmon.crawlers.run import CrawlStats
-
     from newsmon.alerts.rules import Mode
+    from newsmon.crawlers.run import CrawlStats
 
 log = logging.getLogger("newsmon.dags")
 

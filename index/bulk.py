@@ -22,12 +22,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from elasticsearch import Elasticsearch
+
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import to_doc
 from newsmon.index.ops import ESUnavailable, Retry, send_bulk
 from newsmon.index.setup import setup_index
 from newsmon.index.spool import DeadLetters, Spool
-
 from newsmon.models import Article, utcnow
 from newsmon.settings import Settings
 

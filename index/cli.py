@@ -17,13 +17,13 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from newsmon.index.search import Filters, Sort, parse_when
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from newsmon.errors import NewsmonError
+from newsmon.index.search import Filters, Sort, parse_when
 from newsmon.settings import get_settings
 
 out = Console()

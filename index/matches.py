@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import ApiError, NotFoundError, TransportError
+
+from newsmon.errors import NewsmonError
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import from_doc
 from newsmon.index.ops import Retry, iter_pages
 from newsmon.index.search import text_fields
-
-from newsmon.errors import NewsmonError
 from newsmon.queries import MatchPage, RuleQuery
 from newsmon.settings import Settings
 

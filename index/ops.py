@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from elasticsearch import ApiError, ConnectionError, ConnectionTimeout, Elasticsearch, SSLError
-from newsmon.index.client import BULK_TIMEOUT_S
 
 from newsmon.errors import NewsmonError
+from newsmon.index.client import BULK_TIMEOUT_S
 
 T = TypeVar("T")
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import Elasticsearch
+
 from newsmon.index.bulk import Writer
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import from_doc
 from newsmon.index.ops import ESUnavailable, Retry, iter_pages
 from newsmon.index.search import Filters, When
 from newsmon.index.spool import DeadLetters
-
 from newsmon.models import Article
 from newsmon.settings import Settings
 

@@ -16,9 +16,9 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
-from newsmon.index.client import articles_alias, es_client
 
 from newsmon.errors import NewsmonError
+from newsmon.index.client import articles_alias, es_client
 from newsmon.scripts import HAN, HANGUL, KANA
 from newsmon.settings import Settings
 

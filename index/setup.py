@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import BadRequestError, ConnectionError, ConnectionTimeout, Elasticsearch, NotFoundError
+
+from newsmon.errors import NewsmonError
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import mapping_spec
 from newsmon.index.ops import ESUnavailable, Retry, iter_pages, send_bulk
-
-from newsmon.errors import NewsmonError
 from newsmon.settings import Settings
 
 TEMPLATE_PRIORITY = 200

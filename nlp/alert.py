@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from newsmon.models import AlertDecision
 from newsmon.nlp.cues import CueHit, CueSet, TokenizedDoc
 from newsmon.nlp.lexicon import load_data
 from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
-
-from newsmon.models import AlertDecision
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
+from rich.console import Console
+
+from newsmon.errors import ConfigError
 from newsmon.nlp.cluster import StoryClusters
 from newsmon.nlp.jsonl import analyze_jsonl
 from newsmon.nlp.pipeline import Analyzer, cluster_state_dir
 from newsmon.nlp.topics import backend_names
-from rich.console import Console
-
-from newsmon.errors import ConfigError
 
 
 def _open(stack: ExitStack, name: str, mode: str) -> IO[str]:
@@ -41,7 +41,6 @@ def analyze_command(
 ) -> None:
     """Analyse articles from JSON lines (title, text; optional id, url, lang, published, site)."""
     from newsmon.nlp.pipeline import settings_topic_backend
-
     from newsmon.settings import get_settings
 
     settings = get_settings()

@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from newsmon.models import Article
 from newsmon.nlp.lang import detect_lang
 from newsmon.nlp.lexicon import Entry, norm_key
 from newsmon.nlp.match import Hit, PhraseMatcher, lexicon_matcher
 from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
-
-from newsmon.models import Article
 
 # Body tokens this close to the start count as the lead: a news lead states the event, a
 # mention further down is usually context ("... amid US export controls").

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Any
 
-from newsmon.nlp.pipeline import BATCH_SIZE, Analyzer
 from pydantic import ValidationError
 
 from newsmon.models import Article
+from newsmon.nlp.pipeline import BATCH_SIZE, Analyzer
 
 ANALYSIS_FIELDS = (
     "lang",

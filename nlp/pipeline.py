@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
+
+from newsmon.errors import ConfigError
+from newsmon.models import AlertDecision, Article, Topic
 from newsmon.nlp.alert import AlertModel
 from newsmon.nlp.cluster import StoryClusters
 from newsmon.nlp.cues import TokenizedDoc
@@ -27,9 +30,6 @@ from newsmon.nlp.signal import META_FILE, Signal, SignalModel, cue_vector
 from newsmon.nlp.signal import MODEL_DIR as SIGNAL_MODEL_DIR
 from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
 from newsmon.nlp.topics import RulesBackend, TopicBackend, classify, get_backend
-
-from newsmon.errors import ConfigError
-from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
 
 NLP_VERSION = "1"

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from newsmon.models import AlertDecision, Topic
 from newsmon.nlp.alert import AlertModel
 from newsmon.nlp.cues import TokenizedDoc
 from newsmon.nlp.encoder import TITLE_DIMENSIONS
 from newsmon.nlp.topics import RulesBackend
-
-from newsmon.models import AlertDecision, Topic
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "signal"
 HEADS_FILE = "heads.npz"

@@ -14,7 +14,6 @@ from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from newsmon.nlp.lexicon import dictionary_words, norm_key, phrase_lang, protected_pattern, stopwords
-
 from newsmon.scripts import HANGUL
 from newsmon.settings import get_settings
 

@@ -27,12 +27,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from newsmon.models import Article
 from newsmon.nlp.devset import TOPIC_TRAINSET, BinaryScores, TopicItem, load_topic_devset
 from newsmon.nlp.topics import RulesBackend, TopicBackend, all_scores, classify, weighted_mean
 from newsmon.nlp.train import _norm_key, _relevance_rows
 from newsmon.nlp.transformers_backend import article_text
-
-from newsmon.models import Article
 
 MEMBERS = ["rules", "transformers"]
 # Grids searched per label on the tuning half: the transformers member's share of the

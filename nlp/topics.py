@@ -19,12 +19,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from newsmon.errors import ConfigError
+from newsmon.models import Article, Topic
 from newsmon.nlp.cues import CueHit, CueSet, TokenizedDoc, docs_for, evidence
 from newsmon.nlp.lexicon import load_data
 from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
-
-from newsmon.errors import ConfigError
-from newsmon.models import Article, Topic
 
 
 @runtime_checkable

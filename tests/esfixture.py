@@ -10,9 +10,8 @@ import os
 import socket
 from pathlib import Path
 
-from newsmon.index.localnode import launcher as esnode
-
 from newsmon.errors import ESNodeError
+from newsmon.index.localnode import launcher as esnode
 from newsmon.settings import Settings
 
 REUSE_ENV = "NEWSMON_TEST_ES_URL"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from helpers.articles import DESK, isolated, story
 from helpers.smtpsink import SmtpSink
-from newsmon.index.bulk import index_articles
 
 from newsmon.alerts.rules import load_rules, parse_rules
+from newsmon.index.bulk import index_articles
 from newsmon.models import AlertDecision
 from newsmon.pipeline import alert_run
 from newsmon.settings import Settings

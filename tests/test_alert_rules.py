@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from newsmon.index.matches import build_query
 
 from newsmon.alerts.rules import DEFAULT_RULES, AlertRuleError, load_rules, parse_rules
 from newsmon.alerts.sample import sample_articles
+from newsmon.index.matches import build_query
 
 
 def test_default_rule_is_immediate_export_controls_in_ko_zh_en() -> None:

@@ -20,16 +20,16 @@ import pytest
 from elasticsearch import Elasticsearch
 from helpers.articles import DESK, isolated, story
 from helpers.smtpsink import ReceivedMail, SmtpSink, free_port
-from newsmon.index.bulk import index_articles
-from newsmon.index.client import articles_alias, es_client
-from newsmon.index.docs import to_doc
-from newsmon.index.matches import PAGE_SIZE, IndexMatcher
-from newsmon.index.setup import setup_index
 
 from newsmon.alerts.ledger import Ledger
 from newsmon.alerts.rules import AlertRule, parse_rules
 from newsmon.alerts.run import AlertRunStats, ledger_path, run_alerts
 from newsmon.errors import NewsmonError
+from newsmon.index.bulk import index_articles
+from newsmon.index.client import articles_alias, es_client
+from newsmon.index.docs import to_doc
+from newsmon.index.matches import PAGE_SIZE, IndexMatcher
+from newsmon.index.setup import setup_index
 from newsmon.models import AlertDecision, Article, utcnow
 from newsmon.settings import Settings
 

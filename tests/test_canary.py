@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 from helpers.smtpsink import SmtpSink, free_port
-from newsmon.crawlers.check import check_source, http_fetcher
-from newsmon.crawlers.demo_server import DemoServer, demo_sources, serve_demo
-from newsmon.crawlers.registry import Source
 
 from newsmon.canary import (
     SiteCheck,
@@ -21,6 +18,9 @@ from newsmon.canary import (
     extraction_problems,
     mail_operators,
 )
+from newsmon.crawlers.check import check_source, http_fetcher
+from newsmon.crawlers.demo_server import DemoServer, demo_sources, serve_demo
+from newsmon.crawlers.registry import Source
 from newsmon.errors import NewsmonError
 from newsmon.settings import Settings, load_settings
 
@@ -122,7 +122,6 @@ def test_check_site_compares_the_index_history(
 ) -> None:
     from newsmon.index.bulk import index_articles
     from newsmon.index.client import articles_alias, es_client
-
     from newsmon.models import Article
 
     settings = es_settings.model_copy(update={"data_dir": tmp_path / "var", "index_prefix": "canary-history"})

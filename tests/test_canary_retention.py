@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from newsmon.crawlers.store import CrawlStore, source_lock
 
+from newsmon.crawlers.store import CrawlStore, source_lock
 from newsmon.layout import DataDir
 from newsmon.locks import file_lock
 from newsmon.models import Article

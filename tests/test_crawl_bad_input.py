@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
 from newsmon.crawlers.demo_server import serve_demo
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.run import crawl
-
 from newsmon.models import MAX_TITLE_CHARS, Article
 from newsmon.settings import load_settings
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from newsmon.crawlers.cli import crawl_command, extract_command, parse_since, sources_app
 from typer.testing import CliRunner
 
+from newsmon.crawlers.cli import crawl_command, extract_command, parse_since, sources_app
 from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
 

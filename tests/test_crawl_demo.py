@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from newsmon.crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
 from newsmon.crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
 from newsmon.crawlers.registry import Source
@@ -25,7 +26,6 @@ from newsmon.crawlers.store import (
     source_lock,
     stored_sources,
 )
-
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir
 from newsmon.locks import try_lock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from newsmon.crawlers.discover import looks_like_article_url
 from newsmon.crawlers.middlewares import BlockedRequest, PrivateAddressGuard
 from newsmon.crawlers.urls import canonicalize, is_private_host

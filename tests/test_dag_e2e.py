@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from helpers.smtpsink import HOST, ReceivedMail, SmtpSink, free_port
-from newsmon.crawlers.demo_server import DEMO_SOURCES, serve_demo
 
 from newsmon.airflow_local import DAGS_FOLDER, airflow_env, prepare_airflow
+from newsmon.crawlers.demo_server import DEMO_SOURCES, serve_demo
 from newsmon.pipeline import pending_inbox_files
 from newsmon.settings import Settings
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from esfixture import es_client, free_port, start_test_node, stop_test_node
-from newsmon.index.localnode import launcher as esnode
 
 from newsmon.errors import ESNodeError
+from newsmon.index.localnode import launcher as esnode
 from newsmon.settings import Settings
 
 # --- helpers (no node) ------------------------------------------------------------------------

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.extraction.body import strip_tail
 from newsmon.crawlers.extraction.dates import KST, parse_date
 from newsmon.crawlers.extraction.decoding import decode_html
 from newsmon.crawlers.extraction.metadata import clean_authors, clean_title
 from newsmon.crawlers.registry import ExtractRules, Source
-
 from newsmon.scripts import lang_by_script
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extract"
@@ -229,8 +229,9 @@ def test_the_reporter_of_a_byline_becomes_the_author() -> None:
 def test_each_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Metadata, dates, body and fallback share one tree: trafilatura is handed that tree (so
     its loader never parses the page again), and a long story costs one trafilatura run."""
-    import newsmon.crawlers.extraction.body as body
     from lxml import html as lxml_html
+
+    import newsmon.crawlers.extraction.body as body
 
     title = "수출 허가 심사 지연"
     page_parses, runs = [], []

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from elasticsearch import ConnectionError as ESConnectionError
 from helpers.articles import make_article
+
 from newsmon.index.bulk import IndexStats, _chunks, index_articles
 from newsmon.index.ops import Retry
 from newsmon.index.spool import DeadLetters, Spool
-
 from newsmon.models import Article
 from newsmon.settings import Settings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from helpers.articles import NOW, make_article
+
 from newsmon.index.docs import from_doc, mapping_spec, to_doc
 
 

@@ -9,18 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import newsmon.index.bulk
 import pytest
 from elasticsearch import Elasticsearch
 from helpers.articles import isolated, make_article
+
+import newsmon.index.bulk
+from newsmon.errors import NewsmonError
 from newsmon.index.bulk import IndexStats, index_articles
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import mapping_spec
 from newsmon.index.ops import Retry
 from newsmon.index.reprocess import reprocess
 from newsmon.index.setup import rollover, setup_index
-
-from newsmon.errors import NewsmonError
 from newsmon.models import Article, Topic
 from newsmon.settings import Settings
 
@@ -191,6 +191,7 @@ def test_stopping_the_node_mid_run_loses_nothing(tmp_path: Path) -> None:
     """Stop the node after the first chunk, start it again, run again: every article is
     there exactly once. A node of its own, as this one is stopped and restarted."""
     from esfixture import REUSE_ENV, start_test_node, stop_test_node
+
     from newsmon.index.localnode import launcher as esnode
 
     if os.environ.get(REUSE_ENV):

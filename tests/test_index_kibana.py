@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 from helpers.mapping import FIELDS
-from newsmon.index.kibana import kibana_import, saved_objects
 
 from newsmon.errors import NewsmonError
+from newsmon.index.kibana import kibana_import, saved_objects
 
 OBJECTS = saved_objects()
 REPO = Path(__file__).resolve().parents[1]
@@ -191,9 +191,9 @@ def test_import_failures_are_one_line_errors(kibana: tuple[str, type[_Kibana]]) 
 
 def test_cli_import(kibana: tuple[str, type[_Kibana]], monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
-    from newsmon.index.cli import kibana_app
     from typer.testing import CliRunner
 
+    from newsmon.index.cli import kibana_app
     from newsmon.settings import get_settings
 
     monkeypatch.setenv("NEWSMON_INDEX_PREFIX", "acme")

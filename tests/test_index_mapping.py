@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from helpers.articles import NOW, make_article
 from helpers.mapping import FIELDS
+
 from newsmon.index.docs import mapping_spec, to_doc
 
 # Names both the local node's analysis plugin and production provide, plus ES built-ins.

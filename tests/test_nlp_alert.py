@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from newsmon.nlp.devset import BinaryScores, load_alert_devset
-from newsmon.nlp.pipeline import Analyzer, analyze_articles
 
 from newsmon.models import Article
+from newsmon.nlp.devset import BinaryScores, load_alert_devset
+from newsmon.nlp.pipeline import Analyzer, analyze_articles
 
 RULES = Analyzer(topic_backend="rules", relevance_model=None, signal=None)
 

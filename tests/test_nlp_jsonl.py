@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import typer
+from typer.testing import CliRunner
+
 from newsmon.nlp.cli import analyze_command
 from newsmon.nlp.cluster import StoryClusters
 from newsmon.nlp.jsonl import analyze_jsonl
 from newsmon.nlp.pipeline import Analyzer
-from typer.testing import CliRunner
 
 GOOD_KO = {
     "id": "ko-1",

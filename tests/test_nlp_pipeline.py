@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from newsmon.nlp.cluster import StoryClusters
-from newsmon.nlp.pipeline import Analyzer, analyze_article, analyze_articles, analyzer_version
 
 from newsmon.models import Article, Topic
+from newsmon.nlp.cluster import StoryClusters
+from newsmon.nlp.pipeline import Analyzer, analyze_article, analyze_articles, analyzer_version
 
 
 def _article(n: int, title: str, text: str, lang: str | None = None) -> Article:
@@ -122,9 +122,8 @@ def test_the_model_relevance_wins_when_higher_than_any_watched_topic() -> None:
 
 
 def test_settings_pick_the_relevance_model(tmp_path: Path) -> None:
-    from newsmon.nlp.pipeline import settings_analyzer
-
     from newsmon.errors import ConfigError
+    from newsmon.nlp.pipeline import settings_analyzer
     from newsmon.settings import load_settings
 
     analyzer = settings_analyzer(load_settings(data_dir=tmp_path))
@@ -134,11 +133,10 @@ def test_settings_pick_the_relevance_model(tmp_path: Path) -> None:
 
 
 def test_settings_pick_the_topic_backend_and_model(tmp_path: Path) -> None:
+    from newsmon.errors import ConfigError
     from newsmon.nlp.pipeline import settings_topic_backend
     from newsmon.nlp.topics import EnsembleBackend, RulesBackend
     from newsmon.nlp.transformers_backend import TOPIC_MODEL_DIR
-
-    from newsmon.errors import ConfigError
     from newsmon.settings import load_settings
 
     assert settings_topic_backend(load_settings(data_dir=tmp_path)) == "signal"  # the default

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
+from newsmon.errors import ConfigError
 from newsmon.nlp.lang import detect_lang
 from newsmon.nlp.lexicon import dictionary_words, lexicon, load_data, norm_key, script_of
 from newsmon.nlp.match import lexicon_matcher
 from newsmon.nlp.tokenize import get_tokenizers, kiwi_workers
-
-from newsmon.errors import ConfigError
 from newsmon.settings import get_settings
 
 # Each alias is placed inside a sentence of the language whose tokenizer reads it, glued to

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from newsmon.errors import ConfigError
+from newsmon.models import Article, Topic
 from newsmon.nlp.topics import (
     EnsembleBackend,
     RulesBackend,
@@ -11,9 +14,6 @@ from newsmon.nlp.topics import (
     get_backend,
     register_backend,
 )
-
-from newsmon.errors import ConfigError
-from newsmon.models import Article, Topic
 
 
 def _article(title: str, text: str = "") -> Article:

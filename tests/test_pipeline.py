@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.store import source_lock
-
 from newsmon.errors import NewsmonError
 from newsmon.locks import try_lock
 from newsmon.models import Article

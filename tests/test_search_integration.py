@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import typer
 from helpers.articles import isolated, make_article
+from typer.testing import CliRunner
+
+from newsmon.cli import index_command, reprocess_command
 from newsmon.index.bulk import index_articles
 from newsmon.index.cli import kibana_app, search_command, stats_command
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.search import Filters, Sort, article_stats, search_articles
-from typer.testing import CliRunner
-
-from newsmon.cli import index_command, reprocess_command
 from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from newsmon.index.search import Filters, _snippets, build_query, parse_when, text_fields
 
 from newsmon.errors import NewsmonError
+from newsmon.index.search import Filters, _snippets, build_query, parse_when, text_fields
 
 
 @pytest.mark.parametrize(

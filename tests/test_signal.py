@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from newsmon.models import Article
 from newsmon.nlp.lang import to_simplified
 from newsmon.nlp.pipeline import Analyzer
 from newsmon.nlp.signal import MODEL_DIR, SignalModel
@@ -20,8 +22,6 @@ from newsmon.nlp.training.signal import (
     recall_threshold,
     train,
 )
-
-from newsmon.models import Article
 
 RECORDED = MODEL_DIR / "eval.json"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from newsmon.crawlers.check import check_sources, http_fetcher
 from newsmon.crawlers.demo_server import DemoServer, demo_sources, serve_demo
 from newsmon.crawlers.registry import Source
-
 from newsmon.settings import load_settings
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from newsmon.crawlers.demo_server import demo_sources
 from newsmon.crawlers.registry import DEFAULT_SOURCES, load_sources, select_sources
-
 from newsmon.errors import NewsmonError
 
 GOOD = """

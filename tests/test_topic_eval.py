@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from newsmon.nlp.topic_eval import THRESHOLD_GRID, label_scores, tune_ensemble
-from newsmon.nlp.topics import EnsembleBackend, get_backend, register_backend
 
 from newsmon.errors import ConfigError
 from newsmon.models import Article, Topic
+from newsmon.nlp.topic_eval import THRESHOLD_GRID, label_scores, tune_ensemble
+from newsmon.nlp.topics import EnsembleBackend, get_backend, register_backend
 
 LABELS = ["export_controls", "trade_policy"]
 

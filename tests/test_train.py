@@ -111,9 +111,8 @@ def test_saved_model_reloads_offline_and_separates_classes(
 
 
 def test_backend_reads_a_trained_folder(tiny_model: tuple[Path, list[str], list[str]]) -> None:
-    from newsmon.nlp.transformers_backend import TransformersBackend
-
     from newsmon.models import Article
+    from newsmon.nlp.transformers_backend import TransformersBackend
 
     out, held_tech, held_sport = tiny_model
     backend = TransformersBackend(str(out), batch_size=4)
@@ -130,8 +129,9 @@ def test_backend_reads_a_trained_folder(tiny_model: tuple[Path, list[str], list[
 
 
 def test_multi_label_training(tmp_path: Path) -> None:
-    from newsmon.nlp.transformers_backend import TransformersBackend
     from transformers import AutoModelForSequenceClassification
+
+    from newsmon.nlp.transformers_backend import TransformersBackend
 
     rows = [{"text": t, "labels": ["tech"]} for t in _sentences(TECH_KO, TECH_KO_V)]
     rows += [{"text": t, "labels": ["sports"]} for t in _sentences(SPORT_KO, SPORT_KO_V)]
@@ -238,8 +238,9 @@ def test_build_relevance_dataset_formats_and_no_leak(tmp_path: Path) -> None:
 
 def test_train_command_cli(tmp_path: Path) -> None:
     import typer
-    from newsmon.nlp.train import train_command
     from typer.testing import CliRunner
+
+    from newsmon.nlp.train import train_command
 
     rows = [{"text": t, "label": "tech"} for t in _sentences(TECH_ZH, TECH_ZH_V)]
     rows += [{"text": t, "label": "other"} for t in _sentences(SPORT_ZH, SPORT_ZH_V)]

@@ -10,15 +10,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from newsmon.errors import ConfigError
+from newsmon.models import Article, Topic
 from newsmon.nlp.transformers_backend import (
     DEFAULT_MODEL_DIR,
     TransformersBackend,
     ZeroShotBackend,
     article_text,
 )
-
-from newsmon.errors import ConfigError
-from newsmon.models import Article, Topic
 
 # Headlines of our own writing, not from any data set.
 TECH = [

@@ -10,10 +10,10 @@ from typing import Any
 
 import trafilatura
 from lxml import html as lxml_html
-from newsmon.crawlers.extraction.page import block_text, clean_ws, select
-from newsmon.crawlers.registry import ExtractRules
 from trafilatura.settings import use_config
 
+from newsmon.crawlers.extraction.page import block_text, clean_ws, select
+from newsmon.crawlers.registry import ExtractRules
 from newsmon.scripts import CJK
 
 EXTRACTOR = f"newsmon/trafilatura-{trafilatura.__version__}"

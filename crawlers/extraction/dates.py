@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import htmldate
+
 from newsmon.crawlers.extraction.page import select
 from newsmon.crawlers.registry import ExtractRules
 

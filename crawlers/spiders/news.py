@@ -15,15 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from scrapy import Request, Spider
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
 from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
 from newsmon.crawlers.extraction.dates import LANG_TZ
 from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.store import CrawlStore
 from newsmon.crawlers.urls import canonicalize, on_domains
-from scrapy import Request, Spider
-from scrapy.http import Response
-from twisted.python.failure import Failure
 
 T = TypeVar("T")
 _NEVER = datetime.min.replace(tzinfo=UTC)

@@ -18,6 +18,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+
+from newsmon.errors import NewsmonError
+from newsmon.models import Article
 from newsmon.nlp.encoder import DIMENSIONS, ENCODER_NAME, embed
 from newsmon.nlp.lexicon import load_data
 from newsmon.nlp.pipeline import Analyzer, Prepared
@@ -31,9 +34,6 @@ from newsmon.nlp.signal import (
     cue_vector,
     neighbour_view,
 )
-
-from newsmon.errors import NewsmonError
-from newsmon.models import Article
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "signal"
 EVAL_PERCENT = 30  # of the events
