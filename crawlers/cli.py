@@ -1,8 +1,9 @@
 """Typer commands for crawling, for the main CLI to mount:
 
     app.add_typer(sources_app, name="sources")  # newsmon sources list | check [NAME...]
-    app.command("crawl")(crawl_command)  # newsmon crawl [NAME...] [--since] [--feeds-only] [--demo]
     app.command("extract")(extract_command)  # newsmon extract FILE [--url URL] [--source NAME]
+
+(``newsmon crawl`` is the run's first stage, so it lives with the app in ``newsmon.cli``.)
 
 Failures raise ``NewsmonError`` (one line for the user), which the main CLI reports.
 """
@@ -22,10 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from newsmon.crawlers.check import SourceCheck, check_sources
-from newsmon.crawlers.demo_server import demo_sources, serve_demo
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.registry import Source, load_sources, select_sources
-from newsmon.crawlers.run import CrawlStats, crawl
 from newsmon.errors import NewsmonError
 from newsmon.settings import Settings, get_settings
 
@@ -98,51 +97,6 @@ def parse_since(value: str) -> datetime:
             f"--since {value!r}: use a date (2025-03-01), a datetime or a span (36h, 7d)"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _print_stats(stats: CrawlStats) -> None:
-    console.print(
-        f"fetched {stats.pages_fetched} pages: {stats.articles_new} new, {stats.articles_updated} updated, "
-        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file}"
-    )
-    for label, counts in (("skipped", stats.skipped), ("errors", stats.errors)):
-        if counts:
-            console.print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-
-
-def crawl_command(
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Sources to crawl (default: all enabled).")
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="JSON-lines output (default: under the data dir).")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only articles published since: 2025-03-01, 36h, 7d.")
-    ] = None,
-    feeds_only: Annotated[bool, typer.Option("--feeds-only", help="Skip sitemaps and list pages.")] = False,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="Crawl the bundled offline demo site instead.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
-) -> None:
-    """Crawl news sources; new and updated articles are appended to a JSON-lines file."""
-    settings = get_settings()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = out or settings.layout.crawl_out / f"articles-{stamp}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    window = parse_since(since) if since else None
-
-    def say(line: str) -> None:
-        if not quiet:
-            console.print(line, markup=False)
-
-    if demo:
-        with serve_demo() as server:
-            stats = crawl(
-                select_sources(demo_sources(server.url), names), settings, out, window, feeds_only, say
-            )
-    else:
-        stats = crawl(select_sources(_registry(settings), names), settings, out, window, feeds_only, say)
-    _print_stats(stats)
 
 
 def read_page(file: str) -> bytes:

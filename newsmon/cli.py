@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -88,6 +89,59 @@ def run(
     out.print(summary_table(summary))
     if summary.error:
         _fail(summary.error)
+
+
+# --- crawl only: the run's first stage ---------------------------------------------------
+
+
+def crawl_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Sources to crawl (default: all enabled).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Move the crawl's JSON lines here instead of leaving them in the inbox."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles published since: 2025-03-01, 36h, 7d.")
+    ] = None,
+    feeds_only: Annotated[bool, typer.Option("--feeds-only", help="Skip sitemaps and list pages.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Crawl the bundled offline demo site instead.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Crawl news sources into the run's inbox, as `newsmon run` does first: the next run (or
+    its DAG) analyses and indexes them. The demo site is served where `newsmon run --demo`
+    serves it, so the same article gets the same id."""
+    from contextlib import ExitStack
+
+    from newsmon.crawlers.cli import parse_since
+    from newsmon.pipeline import crawl_sources, crawl_to_inbox
+
+    settings = get_settings()
+    window = parse_since(since) if since else None
+
+    def say(line: str) -> None:
+        if not quiet:
+            console.print(line, markup=False, highlight=False)
+
+    with ExitStack() as stack:
+        sources = crawl_sources(settings, stack, demo=demo, names=names, progress=say)
+        stats = crawl_to_inbox(settings, sources, since=window, feeds_only=feeds_only, progress=say)
+    if out is not None and stats.out_file is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(stats.out_file, out)
+        stats.out_file = out
+    out_console = Console(highlight=False)
+    out_console.print(
+        f"fetched {stats.pages_fetched} pages: {stats.articles_new} new, {stats.articles_updated} updated, "
+        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file}",
+        markup=False,
+    )
+    for label, counts in (("skipped", stats.skipped), ("errors", stats.errors)):
+        if counts:
+            out_console.print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), markup=False)
 
 
 # --- commands that analyse and index (the app's pipeline, as `newsmon run`) --------------
@@ -189,7 +243,7 @@ def _mount() -> None:
     """Commands that live beside the library code they wrap (Scrapy split: the CLI only routes)."""
     from newsmon.airflow_local import newsmon_airflow_command
     from newsmon.alerts.cli import alerts_app
-    from newsmon.crawlers.cli import crawl_command, extract_command, sources_app
+    from newsmon.crawlers.cli import extract_command, sources_app
     from newsmon.index.cli import kibana_app, search_command, stats_command
     from newsmon.nlp.cli import analyze_command
     from newsmon.nlp.train import train_command

@@ -33,11 +33,6 @@ class DataDir:
         return self.root / "crawl" / "runs"
 
     @property
-    def crawl_out(self) -> Path:
-        """Where ``newsmon crawl`` writes when no ``--out`` is given."""
-        return self.root / "crawl" / "out"
-
-    @property
     def crawl_sources(self) -> Path:
         """One folder per source: its crawl state (``state.sqlite``) and its lock (``.lock``)."""
         return self.root / "crawl" / "sources"

@@ -70,14 +70,16 @@ def crawl_sources(
     *,
     demo: bool = False,
     sources_path: Path | None = None,
+    names: list[str] | None = None,
     progress: Progress | None = None,
 ) -> list[Source]:
-    """The sources to crawl: the registry's enabled ones, or the bundled demo site, which is
-    served (until ``stack`` closes) on the configured port so its URLs, and so the article ids,
-    are the same from run to run."""
+    """The sources to crawl (``names``: only these): the registry's enabled ones, or the bundled
+    demo site, which is served (until ``stack`` closes) on the configured port so its URLs, and
+    so the article ids, are the same from run to run and from command to command."""
     if not demo:
-        return load_sources(settings, sources_path)
+        return load_sources(settings, sources_path, names)
     from newsmon.crawlers.demo_server import demo_sources, serve_demo
+    from newsmon.crawlers.registry import select_sources
 
     try:
         server = stack.enter_context(serve_demo(port=settings.demo_port))
@@ -88,7 +90,7 @@ def crawl_sources(
         ) from None
     if progress:
         progress(f"serving the demo site at {server.url}")
-    return demo_sources(server.url)
+    return select_sources(demo_sources(server.url), names)
 
 
 def crawl_to_inbox(

@@ -12,7 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from newsmon.crawlers.cli import crawl_command, extract_command, parse_since, sources_app
+from newsmon.cli import crawl_command
+from newsmon.crawlers.cli import extract_command, parse_since, sources_app
 from newsmon.errors import NewsmonError
 from newsmon.settings import get_settings
 
