@@ -21,7 +21,7 @@ from pathlib import Path
 # This file is itself called nlp.py: put the repository, not bench/, first on the path.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from newsmon.nlp.devset import long_texts, shared_data_dir  # noqa: E402  (needs the path above)
+from newsmon.nlp.training.devset import long_texts, shared_data_dir  # noqa: E402  (needs the path above)
 
 
 def korean_docs(n: int) -> list[tuple[str, str]]:

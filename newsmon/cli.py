@@ -246,7 +246,7 @@ def _mount() -> None:
     from newsmon.crawlers.cli import extract_command, sources_app
     from newsmon.index.cli import kibana_app, search_command, stats_command
     from newsmon.nlp.cli import analyze_command
-    from newsmon.nlp.train import train_command
+    from newsmon.nlp.training.cli import train_command
     from newsmon.nlp.training.signal import signal_app
 
     app.command("crawl")(crawl_command)

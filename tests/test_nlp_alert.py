@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from newsmon.models import Article
-from newsmon.nlp.devset import BinaryScores, load_alert_devset
 from newsmon.nlp.pipeline import Analyzer, analyze_articles
+from newsmon.nlp.training.devset import BinaryScores, load_alert_devset
 
 RULES = Analyzer(topic_backend="rules", relevance_model=None, signal=None)
 

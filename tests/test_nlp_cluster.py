@@ -9,7 +9,7 @@ import pytest
 
 from newsmon.errors import NewsmonError
 from newsmon.nlp.cluster import StoryClusters
-from newsmon.nlp.devset import cluster_testset, pair_scores
+from newsmon.nlp.training.devset import cluster_testset, pair_scores
 
 STORY = (
     "미국 상무부 산업안보국은 15일 중국 인공지능 기업 20곳을 우려거래자 목록에 추가했다고 밝혔다. "

@@ -9,8 +9,8 @@ import pytest
 
 from newsmon.errors import ConfigError
 from newsmon.models import Article, Topic
-from newsmon.nlp.topic_eval import THRESHOLD_GRID, label_scores, tune_ensemble
 from newsmon.nlp.topics import EnsembleBackend, get_backend, register_backend
+from newsmon.nlp.training.topic_eval import THRESHOLD_GRID, label_scores, tune_ensemble
 
 LABELS = ["export_controls", "trade_policy"]
 
@@ -111,8 +111,8 @@ def test_tuned_weights_file_is_read_and_checked(tmp_path: Path) -> None:
 
 @pytest.mark.shared_data
 def test_the_labelled_topic_set_resolves_and_covers_every_topic(shared_data: Path) -> None:
-    from newsmon.nlp.devset import load_topic_devset
     from newsmon.nlp.topics import RulesBackend
+    from newsmon.nlp.training.devset import load_topic_devset
 
     items = load_topic_devset(shared_data)
     assert len(items) >= 600 and len({i.key for i in items}) == len(items)
@@ -128,7 +128,7 @@ def test_heldout_figures_match_the_model_card_and_the_ensemble_wins_on_export_co
     shared_data: Path,
 ) -> None:
     pytest.importorskip("torch")
-    from newsmon.nlp.topic_eval import heldout_figures
+    from newsmon.nlp.training.topic_eval import heldout_figures
     from newsmon.nlp.transformers_backend import TOPIC_MODEL_DIR
 
     rows = heldout_figures(shared_data, TOPIC_MODEL_DIR)
@@ -145,7 +145,7 @@ def test_heldout_figures_match_the_model_card_and_the_ensemble_wins_on_export_co
 
 @pytest.mark.shared_data
 def test_the_training_set_is_disjoint_from_the_dev_set(shared_data: Path) -> None:
-    from newsmon.nlp.devset import TOPIC_TRAINSET, load_topic_devset
+    from newsmon.nlp.training.devset import TOPIC_TRAINSET, load_topic_devset
 
     dev = load_topic_devset(shared_data)
     train = load_topic_devset(shared_data, TOPIC_TRAINSET)
@@ -158,9 +158,9 @@ def test_the_whole_recipe_with_a_tiny_model(shared_data: Path, tmp_path: Path) -
     """Data, out-of-fold training, ensemble tuning and held-out scoring, end to end; no
     held-out text reaches training."""
     pytest.importorskip("torch")
-    from newsmon.nlp.devset import load_topic_devset
-    from newsmon.nlp.topic_eval import devset_article, text_of, train_topic_model
-    from newsmon.nlp.train import _norm_key
+    from newsmon.nlp.training.data import text_key
+    from newsmon.nlp.training.devset import load_topic_devset
+    from newsmon.nlp.training.topic_eval import devset_article, text_of, train_topic_model
 
     data, out = tmp_path / "topics.jsonl", tmp_path / "model"
     lines: list[str] = []
@@ -177,8 +177,8 @@ def test_the_whole_recipe_with_a_tiny_model(shared_data: Path, tmp_path: Path) -
         threads=1,
     )
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
-    held = {_norm_key(text_of(devset_article(i))) for i in load_topic_devset(shared_data) if i.holdout}
-    assert not held & {_norm_key(r["text"]) for r in rows}
+    held = {text_key(text_of(devset_article(i))) for i in load_topic_devset(shared_data) if i.holdout}
+    assert not held & {text_key(r["text"]) for r in rows}
     gold = [r for r in rows if r["source"] == "gold"]
     assert len(gold) == report.data.gold_rows and all(r["ref"] for r in gold)
     tuned = json.loads((out / "ensemble.json").read_text(encoding="utf-8"))

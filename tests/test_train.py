@@ -1,4 +1,4 @@
-"""newsmon.nlp.train: a tiny classifier trained from scratch in seconds on our own sentences."""
+"""newsmon.nlp.training.cli: a tiny classifier trained from scratch in seconds on our own sentences."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from newsmon.nlp.train import (
-    TrainError,
-    build_relevance_dataset,
-    read_jsonl,
-    train_classifier,
-)
+from newsmon.nlp.training.classifier import train_classifier
+from newsmon.nlp.training.data import TrainError, build_relevance_dataset, read_jsonl
 
 # Our own sentences: tech subjects x tech verbs vs sports subjects x sports verbs, ko + zh.
 TECH_KO = ["삼성전자", "네이버", "카카오", "반도체", "인공지능", "스마트폰", "클라우드", "양자컴퓨터"]
@@ -240,7 +236,7 @@ def test_train_command_cli(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from newsmon.nlp.train import train_command
+    from newsmon.nlp.training.cli import train_command
 
     rows = [{"text": t, "label": "tech"} for t in _sentences(TECH_ZH, TECH_ZH_V)]
     rows += [{"text": t, "label": "other"} for t in _sentences(SPORT_ZH, SPORT_ZH_V)]

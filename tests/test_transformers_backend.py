@@ -171,7 +171,8 @@ def test_zero_shot_backend_mechanics(tmp_path: Path) -> None:
 @pytest.mark.shared_data
 def test_heldout_scores_do_not_regress(shared_data: Path, tmp_path: Path) -> None:
     """Held-out F1 per set on ../shared/data, rebuilt with the same fixed split as training."""
-    from newsmon.nlp.train import build_relevance_dataset, evaluate_classifier
+    from newsmon.nlp.training.classifier import evaluate_classifier
+    from newsmon.nlp.training.data import build_relevance_dataset
 
     stats = build_relevance_dataset(shared_data, tmp_path / "rel.jsonl")
     scores = evaluate_classifier(DEFAULT_MODEL_DIR, None, Path(stats.heldout_path))

@@ -117,7 +117,7 @@ def shared_headlines(shared: Path) -> list[SignalItem]:
     disjoint from the alert and topic dev sets): mostly everyday tech, business and politics
     news, which the corpus has too little of. None is an export-control action; the few about
     export controls at all are left out rather than guessed."""
-    from newsmon.nlp.devset import TOPIC_TRAINSET, load_topic_devset
+    from newsmon.nlp.training.devset import TOPIC_TRAINSET, load_topic_devset
 
     return [
         SignalItem(

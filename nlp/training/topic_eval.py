@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from newsmon.models import Article
-from newsmon.nlp.devset import TOPIC_TRAINSET, BinaryScores, TopicItem, load_topic_devset
 from newsmon.nlp.topics import RulesBackend, TopicBackend, all_scores, classify, weighted_mean
-from newsmon.nlp.train import _norm_key, _relevance_rows
+from newsmon.nlp.training.data import relevance_rows, text_key
+from newsmon.nlp.training.devset import TOPIC_TRAINSET, BinaryScores, TopicItem, load_topic_devset
 from newsmon.nlp.transformers_backend import article_text
 
 MEMBERS = ["rules", "transformers"]
@@ -195,8 +195,8 @@ def build_topic_dataset(
     gold = tuning_half(items) + [i for i in train_items if _text_key(i) not in held_keys]
     seen = {_text_key(i) for i in [*items, *train_items]}
     headlines: list[tuple[str, str]] = []  # (lang, text)
-    for _split, _source, lang, _label, text in _relevance_rows(shared):
-        key = _norm_key(text)
+    for _split, _source, lang, _label, text in relevance_rows(shared):
+        key = text_key(text)
         if key not in seen:
             seen.add(key)
             headlines.append((lang, text))
@@ -235,7 +235,7 @@ def build_topic_dataset(
 
 
 def _text_key(item: TopicItem) -> str:
-    return _norm_key(text_of(devset_article(item)))
+    return text_key(text_of(devset_article(item)))
 
 
 def _held_out_texts(items: Sequence[TopicItem]) -> set[str]:
@@ -304,7 +304,7 @@ def train_topic_model(
     the tuning half with out-of-fold model scores (``folds`` extra trainings, each without one
     fold of the gold rows: scores of rows a model was trained on would flatter it), save
     ``ensemble.json`` and ``topic_eval.json`` there, and return the held-out figures."""
-    from newsmon.nlp.train import train_classifier
+    from newsmon.nlp.training.classifier import train_classifier
 
     say = say or (lambda line: None)
     rules = RulesBackend()
@@ -350,7 +350,7 @@ def out_of_fold_scores(
     **train_options: Any,
 ) -> dict[str, dict[str, float]]:
     """Model scores of each tuning-half item from a model trained without that item's fold."""
-    from newsmon.nlp.train import train_classifier
+    from newsmon.nlp.training.classifier import train_classifier
     from newsmon.nlp.transformers_backend import TransformersBackend
 
     say = say or (lambda line: None)
