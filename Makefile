@@ -11,7 +11,7 @@ STAMP := $(VENV)/.newsmon-installed
 
 # ensure_built is a no-op when the jars match the launcher sources (it keeps a digest stamp).
 setup: $(STAMP)
-	$(BIN)/python -c "from newsmon.index.localnode.launcher import ensure_built; ensure_built(print)"
+	$(BIN)/python -c "from newsmon.index.localnode.build import ensure_built; ensure_built(print)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -15,6 +15,7 @@ import pytest
 from esfixture import es_client, free_port, start_test_node, stop_test_node
 
 from newsmon.errors import ESNodeError
+from newsmon.index.localnode import build
 from newsmon.index.localnode import launcher as esnode
 from newsmon.settings import Settings
 
@@ -32,19 +33,19 @@ from newsmon.settings import Settings
     ],
 )
 def test_parse_java_version(text: str, expected: int | None) -> None:
-    assert esnode.parse_java_version(text) == expected
+    assert build.parse_java_version(text) == expected
 
 
 def test_heap_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEWSMON_ES_HEAP", raising=False)
-    assert esnode.heap_flags() == ["-Xms512m", "-Xmx1g"]
+    assert build.heap_flags() == ["-Xms512m", "-Xmx1g"]
     monkeypatch.setenv("NEWSMON_ES_HEAP", "2g")
-    assert esnode.heap_flags() == ["-Xms512m", "-Xmx2g"]
-    assert esnode.heap_flags("256m") == ["-Xms256m", "-Xmx256m"]
-    assert esnode.parse_heap("768M") == 768 << 20
+    assert build.heap_flags() == ["-Xms512m", "-Xmx2g"]
+    assert build.heap_flags("256m") == ["-Xms256m", "-Xmx256m"]
+    assert build.parse_heap("768M") == 768 << 20
     for bad in ("", "lots", "0", "1.5g", "-1g"):
         with pytest.raises(ESNodeError, match="NEWSMON_ES_HEAP"):
-            esnode.heap_flags(bad)
+            build.heap_flags(bad)
 
 
 def test_read_pid_file(tmp_path: Path) -> None:
@@ -81,9 +82,9 @@ def test_maven_error_picks_the_cause() -> None:
         "[ERROR] /x/Foo.java:[15,48] cannot find symbol\n"
         "[ERROR] Failed to execute goal org.apache.maven.plugins:maven-compiler-plugin ...\n"
     )
-    assert esnode._maven_error(output) == "/x/Foo.java:[15,48] cannot find symbol"
+    assert build._maven_error(output) == "/x/Foo.java:[15,48] cannot find symbol"
     assert (
-        esnode._maven_error("[ERROR] Failed to execute goal x\n[ERROR] -> [Help 1]")
+        build._maven_error("[ERROR] Failed to execute goal x\n[ERROR] -> [Help 1]")
         == "Failed to execute goal x"
     )
 
@@ -91,17 +92,17 @@ def test_maven_error_picks_the_cause() -> None:
 def test_java_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEWSMON_ES_HEAP", raising=False)
     s = Settings(es_url="http://localhost:9311", data_dir=tmp_path)
-    cmd = esnode.java_command(s, "/usr/bin/java", 17, Path("/lib"))
+    cmd = build.java_command(s, "/usr/bin/java", 17, Path("/lib"))
     home = tmp_path.resolve() / "es"
     assert cmd[0] == "/usr/bin/java" and "-Xmx1g" in cmd
     assert cmd[cmd.index("-cp") + 1] == "/lib/*"
-    assert cmd[cmd.index("-cp") + 2] == esnode.MAIN_CLASS
+    assert cmd[cmd.index("-cp") + 2] == build.MAIN_CLASS
     assert f"-Epath.data={home / 'data'}" in cmd
     assert "-Ehttp.port=9311" in cmd and "-Enetwork.host=localhost" in cmd
     assert not any("native-access" in c for c in cmd)
-    assert "--enable-native-access=ALL-UNNAMED" in esnode.java_command(s, "java", 21, Path("/lib"))
+    assert "--enable-native-access=ALL-UNNAMED" in build.java_command(s, "java", 21, Path("/lib"))
     monkeypatch.setenv("NEWSMON_ES_JAVA_OPTS", "-XX:TieredStopAtLevel=1 -Dx='a b'")
-    cmd = esnode.java_command(s, "java", 17, Path("/lib"), extra=["-XX:SharedArchiveFile=/a.jsa"])
+    cmd = build.java_command(s, "java", 17, Path("/lib"), extra=["-XX:SharedArchiveFile=/a.jsa"])
     flags = cmd[: cmd.index("-cp")]
     assert flags[-3:] == ["-XX:SharedArchiveFile=/a.jsa", "-XX:TieredStopAtLevel=1", "-Dx=a b"]
 
@@ -163,7 +164,7 @@ def test_port_taken_by_another_program(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_java_exiting_early_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(esnode, "_JVM_FLAGS", (*esnode._JVM_FLAGS, "-XX:+NoSuchNewsmonFlag"))
+    monkeypatch.setattr(build, "_JVM_FLAGS", (*build._JVM_FLAGS, "-XX:+NoSuchNewsmonFlag"))
     s = Settings(es_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path)
     with pytest.raises(ESNodeError, match=r"exited during startup.*Unrecognized VM option 'NoSuchNewsmon"):
         esnode.start(s, timeout=60)

@@ -2,8 +2,9 @@
 
 The node is the ES 8.19 server jar from Maven Central, started by a tiny launcher
 (``index/localnode``, a Maven project) with the netty4 HTTP transport and our own CJK analysis
-plugin (nori / smartcn / cjk_* names, as in production). This module builds it (``mvn package``
-once), starts it as a detached background JVM, and stops it.
+plugin (nori / smartcn / cjk_* names, as in production). ``build`` builds it (``mvn package``
+once) and composes its java command; this module starts it as a detached background JVM (with
+a class-data-sharing archive for fast starts), reports its status and stops it.
 
 Layout under ``<data_dir>/es``: ``data/`` (indices), ``logs/`` (``newsmon-local.log`` and the JVM's
 ``stdout.log``), ``config/`` (log4j config written by the launcher), ``tmp/``, ``node.pid``.
@@ -17,11 +18,7 @@ import errno
 import fcntl
 import hashlib
 import json
-import math
 import os
-import re
-import shlex
-import shutil
 import signal
 import socket
 import ssl
@@ -29,44 +26,22 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from newsmon.errors import ESNodeError
-from newsmon.locks import file_lock
-from newsmon.settings import Settings
-
-LOCALNODE_DIR = Path(__file__).resolve().parent  # the Maven project: pom.xml, src/
-TARGET_DIR = LOCALNODE_DIR / "target"
-LIB_DIR = TARGET_DIR / "lib"
-STAMP_FILE = TARGET_DIR / "newsmon-build.stamp"
-MAIN_CLASS = "org.elasticsearch.node.NewsmonNode"
-CLUSTER_NAME = "newsmon-local"
-CDS_DIR = TARGET_DIR / "cds"
-HEAP_ENV = "NEWSMON_ES_HEAP"
-JAVA_OPTS_ENV = "NEWSMON_ES_JAVA_OPTS"  # extra JVM flags, e.g. "-XX:TieredStopAtLevel=1"
-CDS_ENV = "NEWSMON_ES_CDS"  # "0": no class-data-sharing archive
-DEFAULT_HEAP = "1g"
-MIN_JAVA = 17
-
-# Flags the ES launcher (server-cli SystemJvmOptions) passes too, minus the ones only its bootstrap uses.
-_JVM_FLAGS = (
-    "-XX:+UseG1GC",
-    "-Xss1m",
-    "-XX:-OmitStackTraceInFastThrow",
-    "-XX:+ExitOnOutOfMemoryError",  # die visibly rather than limp on
-    "-Djava.awt.headless=true",
-    "-Dfile.encoding=UTF-8",
-    "-Djava.locale.providers=CLDR",
-    "-Djna.nosys=true",  # use the JNA that ES embeds, not a system one
-    "-Dio.netty.noUnsafe=true",
-    "-Dio.netty.noKeySetOptimization=true",
-    "-Dio.netty.recycler.maxCapacityPerThread=0",
-    "-Dlog4j.shutdownHookEnabled=false",  # the launcher shuts log4j down after the node has closed
-    "-Dlog4j2.disable.jmx=true",
-    "-Dlog4j2.formatMsgNoLookups=true",
+from newsmon.index.localnode.build import (
+    CDS_DIR,
+    CDS_ENV,
+    CLUSTER_NAME,
+    MAIN_CLASS,
+    ensure_built,
+    find_java,
+    java_command,
+    wait_lock,
 )
+from newsmon.settings import Settings
 
 
 @dataclass
@@ -92,190 +67,6 @@ def stdout_log(settings: Settings) -> Path:
 
 def node_log(settings: Settings) -> Path:
     return settings.layout.es / "logs" / f"{CLUSTER_NAME}.log"
-
-
-# --- build ------------------------------------------------------------------------------------
-
-
-def _inputs_digest() -> str:
-    """Hash of the Maven project's inputs (pom + sources): the build is redone when it changes."""
-    h = hashlib.sha256()
-    files = [LOCALNODE_DIR / "pom.xml", *sorted(p for p in (LOCALNODE_DIR / "src").rglob("*") if p.is_file())]
-    for f in files:
-        h.update(str(f.relative_to(LOCALNODE_DIR)).encode())
-        h.update(b"\0")
-        h.update(f.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def _is_built(digest: str) -> bool:
-    try:
-        return STAMP_FILE.read_text().strip() == digest and any(LIB_DIR.glob("newsmon-localnode-*.jar"))
-    except OSError:
-        return False
-
-
-def _maven_error(output: str) -> str:
-    """The most telling line of a failed Maven run (shortened to one readable line)."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    errors = [ln.removeprefix("[ERROR]").strip() for ln in lines if ln.startswith("[ERROR]")]
-    # compiler errors and unresolvable artifacts name the cause; the rest is Maven boilerplate
-    cause = re.compile(r"\.java:\[\d+|Could not (resolve|transfer)|Non-resolvable")
-    causes = [ln for ln in errors if cause.search(ln)]
-    others = [ln for ln in errors if ln and "COMPILATION ERROR" not in ln]
-    line = (causes or others or lines or ["no output"])[0]
-    return line if len(line) <= 400 else line[:400] + " ..."
-
-
-def _file_lock(path: Path) -> contextlib.AbstractContextManager[object]:
-    """An exclusive lock between processes (two test sessions building or starting at once)."""
-    return file_lock(path, timeout=math.inf)
-
-
-def ensure_built(progress: Callable[[str], None] | None = None) -> Path:
-    """Build the node (``mvn package``) unless ``target/lib`` is up to date; returns the lib dir."""
-    if not (LOCALNODE_DIR / "pom.xml").is_file():
-        raise ESNodeError(f"the local node's Maven project is missing: {LOCALNODE_DIR / 'pom.xml'}")
-    digest = _inputs_digest()
-    if _is_built(digest):
-        return LIB_DIR
-    # the lock lives outside target/ so that `mvn clean` by hand cannot pull it away
-    lock = (
-        Path(os.environ.get("TMPDIR", "/tmp"))
-        / f"newsmon-localnode-{hashlib.sha1(bytes(LOCALNODE_DIR)).hexdigest()[:12]}.lock"
-    )
-    with _file_lock(lock):
-        if _is_built(digest):  # another process built it while we waited
-            return LIB_DIR
-        find_java()  # Maven needs a JDK too; fail with the Java message first
-        mvn = shutil.which("mvn")
-        if not mvn:
-            raise ESNodeError(
-                "Maven (mvn) is not on PATH; it is needed once to build the local node (apt install maven)"
-            )
-        if progress:
-            progress("building the local Elasticsearch node with Maven (first time downloads ~60 MB) ...")
-        # Build into a fresh staging dir and swap it in: a changed ES version leaves no old jars behind, and
-        # nodes running from target/lib meanwhile never see a half-filled folder.
-        staging, old = TARGET_DIR / "lib.new", TARGET_DIR / "lib.old"
-        for d in (staging, old, TARGET_DIR / "classes"):  # classes: no leftovers of deleted sources
-            shutil.rmtree(d, ignore_errors=True)
-        cmd = [mvn, "-q", "-B", "package", f"-Dlocalnode.lib={staging}"]
-        try:
-            proc = subprocess.run(cmd, cwd=LOCALNODE_DIR, capture_output=True, text=True, timeout=1800)
-        except subprocess.TimeoutExpired:
-            raise ESNodeError("building the local node timed out after 30 min (mvn package)") from None
-        if proc.returncode != 0:
-            raise ESNodeError(
-                f"building the local node failed (mvn package in {LOCALNODE_DIR}): "
-                f"{_maven_error(proc.stdout + proc.stderr)}"
-            )
-        if not any(staging.glob("newsmon-localnode-*.jar")):
-            raise ESNodeError(f"mvn package succeeded but {staging} has no newsmon-localnode jar")
-        if LIB_DIR.exists():
-            LIB_DIR.rename(old)
-        staging.rename(LIB_DIR)
-        shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(CDS_DIR, ignore_errors=True)  # archives name the old jars; they are rebuilt on demand
-        STAMP_FILE.write_text(digest + "\n")
-        if progress:
-            progress("local Elasticsearch node built")
-    return LIB_DIR
-
-
-# --- java -------------------------------------------------------------------------------------
-
-
-def find_java() -> tuple[str, int]:
-    """The java to use (``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH) and its feature version."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        java = str(Path(java_home) / "bin" / "java")
-        if not os.access(java, os.X_OK):
-            raise ESNodeError(f"JAVA_HOME={java_home} has no bin/java")
-    else:
-        found = shutil.which("java")
-        if not found:
-            raise ESNodeError(
-                f"Java {MIN_JAVA}+ is needed for the local Elasticsearch node; no java on PATH "
-                "(apt install openjdk-17-jdk-headless, or set JAVA_HOME)"
-            )
-        java = found
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ESNodeError(f"cannot run {java} -version: {exc}") from None
-    version = parse_java_version(out.stderr + out.stdout)
-    if version is None:
-        raise ESNodeError(f"cannot tell the version of {java}")
-    if version < MIN_JAVA:
-        raise ESNodeError(
-            f"{java} is Java {version}; the local Elasticsearch node needs Java {MIN_JAVA}+ (set JAVA_HOME)"
-        )
-    return java, version
-
-
-def parse_java_version(text: str) -> int | None:
-    """Feature version from ``java -version`` output: '1.8.0_392' -> 8, '17.0.15' -> 17, '25' -> 25."""
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', text)
-    if not m:
-        return None
-    major = int(m.group(1))
-    return int(m.group(2) or 0) if major == 1 else major
-
-
-def parse_heap(value: str) -> int:
-    """JVM size like '1g', '768m', '2048' (bytes as in -Xmx) -> bytes; ESNodeError if malformed."""
-    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", value)
-    if not m or int(m.group(1)) == 0:
-        raise ESNodeError(f"{HEAP_ENV}={value!r}: expected a size such as 1g or 768m")
-    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
-
-
-def heap_flags(heap: str | None = None) -> list[str]:
-    """-Xms/-Xmx: max from NEWSMON_ES_HEAP (default 1g); the initial heap stays small (512m) to save RAM."""
-    heap = (heap if heap is not None else os.environ.get(HEAP_ENV) or DEFAULT_HEAP).strip()
-    size = parse_heap(heap)
-    xms = heap if size < 512 << 20 else "512m"
-    return [f"-Xms{xms}", f"-Xmx{heap}"]
-
-
-def java_command(
-    settings: Settings,
-    java: str,
-    java_version: int,
-    lib_dir: Path,
-    watch_pid: int | None = None,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    home = settings.layout.es
-    cmd = [
-        java,
-        *heap_flags(),
-        *_JVM_FLAGS,
-        f"-Djava.io.tmpdir={home / 'tmp'}",
-        f"-XX:ErrorFile={home / 'logs' / 'hs_err_pid%p.log'}",
-    ]
-    if java_version >= 21:
-        # Lucene / ES native access from the classpath (the ES launcher names its modules; we are unnamed)
-        cmd.append("--enable-native-access=ALL-UNNAMED")
-    if watch_pid:
-        cmd.append(f"-Dnewsmon.watch.pid={watch_pid}")
-    cmd += [*extra, *shlex.split(os.environ.get(JAVA_OPTS_ENV, ""))]
-    cmd += [
-        "-cp",
-        f"{lib_dir}/*",
-        MAIN_CLASS,
-        f"-Epath.home={home}",
-        f"-Epath.data={home / 'data'}",
-        f"-Epath.logs={home / 'logs'}",
-        f"-Ecluster.name={CLUSTER_NAME}",
-        f"-Enode.name={CLUSTER_NAME}",
-        f"-Enetwork.host={settings.es_host}",
-        f"-Ehttp.port={settings.es_port}",
-    ]
-    return cmd
 
 
 # --- class-data sharing -------------------------------------------------------------------------
@@ -315,7 +106,7 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
     if archive.exists() or failed.exists():
         return archive if archive.exists() else None
     CDS_DIR.mkdir(parents=True, exist_ok=True)
-    with _file_lock(CDS_DIR / "cds.lock"):
+    with wait_lock(CDS_DIR / "cds.lock"):
         if archive.exists() or failed.exists():
             return archive if archive.exists() else None
         tmp_archive = archive.with_suffix(f".{os.getpid()}.tmp")
@@ -565,7 +356,7 @@ def _start(
     for sub in ("data", "logs", "tmp", "config"):
         (home / sub).mkdir(parents=True, exist_ok=True)
 
-    with _file_lock(home / "start.lock"):
+    with wait_lock(home / "start.lock"):
         pid = _managed_pid(settings)
         if pid is not None:
             _, url = read_pid_file(pid_file(settings))
