@@ -157,15 +157,17 @@ def index_command(
     """Set up the index, and/or analyse and index articles from JSONL files (as `newsmon run`
     does with its inbox; spooled ones are replayed)."""
     from newsmon.index.cli import counts_table, print_json, progress_bar
+    from newsmon.index.client import es_client
     from newsmon.index.setup import setup_index
     from newsmon.pipeline import ProcessStats, analyse_and_index
 
     if not setup and not files:
         raise NewsmonError("nothing to do: give JSONL files of articles and/or --setup")
     settings = get_settings()
+    client = es_client(settings)  # one for the command: setup and every file
     report: dict[str, Any] = {}
     if setup:
-        report["setup"] = asdict(setup_index(settings))
+        report["setup"] = asdict(setup_index(settings, client))
         if not json_out:
             out.print(counts_table("index setup", report["setup"], "value"))
     spooled = 0
@@ -176,7 +178,7 @@ def index_command(
         stats = ProcessStats()
         with progress_bar(len(files), "files") as advance:
             for path in files:
-                analyse_and_index(settings, [path], stats)
+                analyse_and_index(settings, [path], stats, client=client)
                 advance(1)
         spooled = stats.indexed.get("spooled", 0)
         report["index"] = {"analyzed": stats.analyzed, **stats.indexed, **stats.errors}

@@ -29,6 +29,8 @@ from newsmon.models import read_articles
 from newsmon.settings import Settings
 
 if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
     from newsmon.alerts.rules import AlertRule, Mode
     from newsmon.alerts.run import AlertRunStats
     from newsmon.crawlers.registry import Source
@@ -163,8 +165,9 @@ def process_inbox(
     progress: Progress | None = None,
     lock_wait: float = INBOX_LOCK_WAIT_S,
     stats: ProcessStats | None = None,
+    client: Elasticsearch | None = None,
 ) -> ProcessStats:
-    """Analyse and index every pending inbox file, then remove it.
+    """Analyse and index every pending inbox file, then remove it (``client``: the run's).
 
     One at a time per data dir (the feeds and the daily DAG may get here together): a second
     call waits for the first, up to ``lock_wait`` seconds, and then finds the files it took
@@ -173,24 +176,27 @@ def process_inbox(
     lock = inbox_dir(settings) / "process.lock"
     busy = f"another run is processing the inbox of {settings.data_dir} (lock {lock})"
     with file_lock(lock, timeout=lock_wait, busy=busy):
-        return _process_inbox(settings, progress, stats or ProcessStats())
-
-
-def _process_inbox(settings: Settings, progress: Progress | None, stats: ProcessStats) -> ProcessStats:
-    files = pending_inbox_files(settings)
-    if files:
-        analyse_and_index(settings, files, stats, progress=progress, remove=True)
-    return stats
+        files = pending_inbox_files(settings)
+        stats = stats or ProcessStats()
+        if files:
+            analyse_and_index(settings, files, stats, progress=progress, remove=True, client=client)
+        return stats
 
 
 def index_inbox(
-    settings: Settings, *, progress: Progress | None = None, stats: ProcessStats | None = None
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    stats: ProcessStats | None = None,
+    client: Elasticsearch | None = None,
 ) -> ProcessStats:
     """Create or update the index (idempotent), then analyse and index the inbox."""
+    from newsmon.index.client import es_client
     from newsmon.index.setup import setup_index
 
-    setup_index(settings)
-    return process_inbox(settings, progress=progress, stats=stats)
+    client = client or es_client(settings)
+    setup_index(settings, client)
+    return process_inbox(settings, progress=progress, stats=stats, client=client)
 
 
 def analyse_and_index(
@@ -200,6 +206,7 @@ def analyse_and_index(
     *,
     progress: Progress | None = None,
     remove: bool = False,
+    client: Elasticsearch | None = None,
 ) -> ProcessStats:
     """Analyse then index the articles of each JSONL file (``remove``: delete each file once its
     articles are indexed or spooled). ``newsmon run``, the DAGs and ``newsmon index`` share it:
@@ -217,7 +224,7 @@ def analyse_and_index(
         stats.analyzed += len(analyzed)
         if progress:
             progress(f"indexing {len(analyzed)} articles")
-        result: IndexStats = index_articles(analyzed, settings)
+        result: IndexStats = index_articles(analyzed, settings, client)
         for key, value in _counts(result).items():
             stats.indexed[key] = stats.indexed.get(key, 0) + value
         if remove:
@@ -288,11 +295,14 @@ def run_once(
         sources = crawl_sources(settings, stack, demo=demo, sources_path=sources_path, progress=say)
         say(f"crawling {len(sources)} sources")
         crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
+    from newsmon.index.client import es_client
+
     summary = RunSummary(crawl=vars(crawl_stats), process=ProcessStats(), alerts={}, seconds=0.0)
+    client = es_client(settings)  # one client for the run, handed to every stage that needs it
     try:
         # Filled in place, so a later failure still shows what was analysed, indexed and spooled.
-        index_inbox(settings, progress=say, stats=summary.process)
-        summary.alerts = run_alert_rules(settings, progress=say)
+        index_inbox(settings, progress=say, stats=summary.process, client=client)
+        summary.alerts = run_alert_rules(settings, progress=say, client=client)
     except Exception as exc:
         if (line := one_line(exc, settings.es_url)) is None:
             raise
@@ -308,21 +318,25 @@ def alert_run(
     dry_run: bool = False,
     rules: Sequence[AlertRule] | None = None,
     progress: Progress | None = None,
+    client: Elasticsearch | None = None,
 ) -> AlertRunStats:
     """The ``mode`` alert rules over the newly indexed articles, matched by the index stage."""
     from newsmon.alerts.run import run_alerts
     from newsmon.index.matches import IndexMatcher
 
-    return run_alerts(
-        settings, IndexMatcher(settings), mode=mode, dry_run=dry_run, rules=rules, progress=progress
-    )
+    matcher = IndexMatcher(settings, client)
+    return run_alerts(settings, matcher, mode=mode, dry_run=dry_run, rules=rules, progress=progress)
 
 
 def run_alert_rules(
-    settings: Settings, *, mode: Mode = "immediate", progress: Progress | None = None
+    settings: Settings,
+    *,
+    mode: Mode = "immediate",
+    progress: Progress | None = None,
+    client: Elasticsearch | None = None,
 ) -> dict[str, int]:
     """Run the alert rules; an SMTP failure is reported, and its stories stay pending."""
-    stats = alert_run(settings, mode=mode, progress=progress)
+    stats = alert_run(settings, mode=mode, progress=progress, client=client)
     if stats.error and progress:
         progress(f"alerts not sent: {stats.error}; they stay pending for the next run")
     return _counts(stats)
