@@ -249,7 +249,7 @@ def _mount() -> None:
     from newsmon.index.cli import kibana_app, search_command, stats_command
     from newsmon.nlp.cli import analyze_command
     from newsmon.nlp.training.cli import train_command
-    from newsmon.nlp.training.signal import signal_app
+    from newsmon.nlp.training.signal_eval import signal_app
 
     app.command("crawl")(crawl_command)
     app.command("extract")(extract_command)

@@ -17,11 +17,11 @@ from newsmon.nlp.training.signal import (
     CORPUS_DIR,
     LANGS,
     corpus_fingerprint,
-    evaluate,
     load_corpus,
     recall_threshold,
     train,
 )
+from newsmon.nlp.training.signal_eval import evaluate
 
 RECORDED = MODEL_DIR / "eval.json"
 

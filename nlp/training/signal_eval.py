@@ -1,0 +1,270 @@
+"""Score every backend on the signal corpus's evaluation split (``newsmon signal eval``), next to
+a naive keyword baseline, and the ``newsmon signal`` commands. Nothing here fits or chooses:
+the evaluation split is only scored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from newsmon.errors import NewsmonError
+from newsmon.nlp.pipeline import Analyzer
+from newsmon.nlp.signal import (
+    ALERT,
+    META_FILE,
+    MODEL_DIR,
+)
+from newsmon.nlp.training.signal import (
+    CORPUS_DIR,
+    LANGS,
+    TOPICS,
+    Progress,
+    SignalItem,
+    corpus_fingerprint,
+    featurize,
+    load_corpus,
+    prf,
+    targets,
+    train,
+)
+
+# ------------------------------------------------------------------------------ evaluation
+
+# A naive keyword baseline, the kind of list an analyst would type into a news alert service.
+KEYWORDS: dict[str, tuple[str, ...]] = {
+    ALERT: (
+        "export control",
+        "export ban",
+        "entity list",
+        "出口管制",
+        "实体清单",
+        "實體清單",
+        "禁止出口",
+        "出口禁令",
+        "수출통제",
+        "수출 통제",
+        "수출규제",
+        "수출 규제",
+        "수출금지",
+    ),
+    "export_controls": (
+        "export control",
+        "entity list",
+        "出口管制",
+        "实体清单",
+        "實體清單",
+        "수출통제",
+        "수출 통제",
+        "수출규제",
+    ),
+    "trade_policy": ("tariff", "trade war", "关税", "關稅", "贸易战", "貿易戰", "관세", "무역"),
+    "ai_models": (
+        "AI model",
+        "chatbot",
+        "LLM",
+        "大模型",
+        "人工智能",
+        "人工智慧",
+        "AI 모델",
+        "인공지능",
+        "생성형",
+    ),
+    "semiconductors": ("chip", "semiconductor", "芯片", "晶片", "半导体", "半導體", "반도체", "칩"),
+    "compute_infrastructure": (
+        "data center",
+        "GPU",
+        "cloud",
+        "数据中心",
+        "資料中心",
+        "算力",
+        "데이터센터",
+        "클라우드",
+    ),
+    "funding_business": (
+        "revenue",
+        "earnings",
+        "funding",
+        "IPO",
+        "营收",
+        "營收",
+        "融资",
+        "融資",
+        "매출",
+        "투자",
+        "상장",
+    ),
+}
+
+
+def _label_matrix(found: Sequence[set[str]]) -> np.ndarray:
+    return np.array([[label in labels for label in TOPICS] for labels in found], dtype=bool).reshape(
+        -1, len(TOPICS)
+    )
+
+
+def keyword_decisions(items: Sequence[SignalItem]) -> np.ndarray:
+    labels = [ALERT, *TOPICS]
+    rows = []
+    for item in items:
+        text = f"{item.title}\n{item.text}".lower()
+        rows.append([any(k.lower() in text for k in KEYWORDS[label]) for label in labels])
+    return np.array(rows, dtype=bool)
+
+
+def _scores(decisions: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Alert P/R/F1, export_controls F1, topic macro-F1 and per-topic P/R/F1."""
+    per_topic = {label: prf(decisions[:, j + 1], truth[:, j + 1]) for j, label in enumerate(TOPICS)}
+    return {
+        "alert": dict(zip(("precision", "recall", "f1"), prf(decisions[:, 0], truth[:, 0]), strict=True)),
+        "export_controls_f1": per_topic["export_controls"][2],
+        "topic_macro_f1": round(float(np.mean([v[2] for v in per_topic.values()])), 4),
+        "topics": {k: dict(zip(("precision", "recall", "f1"), v, strict=True)) for k, v in per_topic.items()},
+    }
+
+
+def evaluate(
+    corpus: Path = CORPUS_DIR,
+    model: Path = MODEL_DIR,
+    *,
+    analyzer: Analyzer | None = None,
+    with_transformers: bool = True,
+    headlines: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score every backend on the evaluation split (``headlines``: its headlines alone), per
+    language and overall."""
+    from newsmon.nlp.signal import SignalModel
+    from newsmon.nlp.topics import classify, get_backend
+
+    say = progress or (lambda _line: None)
+    items = [item.headline() if headlines else item for item in load_corpus(corpus) if item.holdout]
+    signal = SignalModel(model)
+    analyzer = analyzer or Analyzer(topic_backend="rules", relevance_model=None, signal=None)
+    feats = featurize(items, analyzer, say)
+    truth = targets(items).astype(bool)
+    probs = signal.probabilities(feats.embeddings, feats.cues)
+    alert = probs[:, 0] >= np.array([signal.alert_threshold(lang) for lang in feats.langs])
+    topic_thr = np.array([signal.meta["topic_thresholds"][t] for t in TOPICS])
+    backends: dict[str, np.ndarray] = {
+        "signal": np.column_stack([alert, probs[:, 1:] >= topic_thr]),
+        "rules": np.column_stack([feats.rules_alert, _label_matrix(feats.rules_topics)]),
+        "keywords": keyword_decisions(items),
+    }
+    if with_transformers:
+        # The topic backends that use the shipped from-scratch BERT; the alert is the rules' one.
+        for name in ("transformers", "ensemble"):
+            say(f"scoring the {name} topic backend")
+            backend = get_backend(name)
+            found = [
+                {t.label for t in ts}
+                for prepared in feats.batches
+                for ts in classify(backend, prepared.articles, prepared.docs)
+            ]
+            backends[name] = np.column_stack([feats.rules_alert, _label_matrix(found)])
+    langs = np.array(feats.langs)
+    report: dict[str, Any] = {
+        "corpus": {
+            "fingerprint": corpus_fingerprint(corpus),
+            "eval_items": len(items),
+            "eval_events": len({item.event for item in items}),
+            "eval_alerts": int(truth[:, 0].sum()),
+            "by_lang": {lang: int(np.sum(langs == lang)) for lang in LANGS},
+        },
+        "model_trained_on": signal.meta["corpus"]["fingerprint"],
+        "results": {},
+    }
+    for name, decisions in backends.items():
+        report["results"][name] = {"all": _scores(decisions, truth)} | {
+            lang: _scores(decisions[langs == lang], truth[langs == lang]) for lang in LANGS
+        }
+    return report
+
+
+def table(report: dict[str, Any]) -> list[str]:
+    """The report as Markdown tables, one per language and overall."""
+    lines: list[str] = []
+    for scope in (*LANGS, "all"):
+        lines += [
+            f"**{scope}**",
+            "",
+            "| backend | alert P | alert R | alert F1 | export_controls F1 | topic macro-F1 "
+            "| ai_models P | compute P | funding P |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, results in report["results"].items():
+            r = results[scope]
+            t, a = r["topics"], r["alert"]
+            cells = [
+                a["precision"],
+                a["recall"],
+                a["f1"],
+                r["export_controls_f1"],
+                r["topic_macro_f1"],
+                t["ai_models"]["precision"],
+                t["compute_infrastructure"]["precision"],
+                t["funding_business"]["precision"],
+            ]
+            lines.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+        lines.append("")
+    return lines
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+signal_app = typer.Typer(
+    help="The signal heads (export-control alert, topics): train and evaluate on the signal corpus.",
+    no_args_is_help=True,
+)
+
+
+@signal_app.command("train")
+def train_command(
+    corpus: Annotated[Path, typer.Option(help="Folder of the corpus's JSONL files.")] = CORPUS_DIR,
+    out: Annotated[Path, typer.Option(help="Folder to write the heads to.")] = MODEL_DIR,
+    shared: Annotated[
+        Path | None, typer.Option(help="../shared/data: add its labelled headlines (topic_trainset.tsv).")
+    ] = None,
+) -> None:
+    """Fit the heads on the training split (events never in the evaluation split)."""
+    result = train(corpus, out, shared=shared, progress=_say)
+    meta = result.meta
+    typer.echo(
+        f"trained on {meta['corpus']['training_items']} items ({meta['corpus']['training_events']} events); "
+        f"alert thresholds {meta['alert_thresholds']}; wrote {out}"
+    )
+
+
+@signal_app.command("eval")
+def eval_command(
+    corpus: Annotated[Path, typer.Option(help="Folder of the corpus's JSONL files.")] = CORPUS_DIR,
+    model: Annotated[Path, typer.Option(help="Folder of the heads.")] = MODEL_DIR,
+    out: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
+    transformers: Annotated[bool, typer.Option(help="Also score the BERT topic backends.")] = True,
+) -> None:
+    """Score every backend on the evaluation split, per language, and print the tables."""
+    if not (model / META_FILE).is_file():
+        raise NewsmonError(f"no signal heads in {model} (run `newsmon signal train`)")
+    reports = {
+        "full": evaluate(corpus, model, with_transformers=transformers, progress=_say),
+        "headlines": evaluate(corpus, model, with_transformers=False, headlines=True, progress=_say),
+    }
+    if out is not None:
+        out.write_text(json.dumps(reports, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    c = reports["full"]["corpus"]
+    typer.echo(
+        f"evaluation split: {c['eval_items']} items, {c['eval_events']} events, {c['eval_alerts']} alerts "
+        f"({', '.join(f'{k} {v}' for k, v in c['by_lang'].items())})\n"
+    )
+    for variant, report in reports.items():
+        typer.echo(f"## {'headline and text' if variant == 'full' else 'headlines only'}\n")
+        typer.echo("\n".join(table(report)))
