@@ -37,10 +37,11 @@ from pathlib import Path
 # The SMTP sink is a test helper (tests/helpers), not part of the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from helpers.smtpsink import SmtpSink, free_port
+from helpers.smtpsink import SmtpSink
 
 from newsmon.crawlers.demo_server import DEMO_ROOT, DEMO_SOURCES, serve_demo
 from newsmon.index.localnode import launcher as esnode
+from newsmon.index.localnode.launcher import free_port
 from newsmon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

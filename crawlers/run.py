@@ -27,7 +27,7 @@ from newsmon.crawlers.store import (
     source_locks,
 )
 from newsmon.errors import NewsmonError
-from newsmon.layout import DataDir
+from newsmon.layout import DataDir, stamp
 from newsmon.settings import Settings
 
 
@@ -56,9 +56,8 @@ RUN_LIVE_S = 3600.0
 
 
 def _new_run_dir(data_dir: Path, names: list[str]) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     label = names[0] if len(names) == 1 else f"{len(names)}-sources"
-    path = DataDir(data_dir).crawl_runs / f"{stamp}-{os.getpid()}-{label}"
+    path = DataDir(data_dir).crawl_runs / f"{stamp()}-{os.getpid()}-{label}"
     path.mkdir(parents=True)
     return path
 

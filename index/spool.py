@@ -20,13 +20,10 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from newsmon.layout import stamp
 from newsmon.locks import try_lock
 from newsmon.models import Article
 from newsmon.settings import Settings
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
 
 
 class DeadLetters:
@@ -83,7 +80,7 @@ class Spool:
 
     def __init__(self, settings: Settings) -> None:
         self.dir = settings.layout.spool
-        self.path = self.dir / f"{_stamp()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.path = self.dir / f"{stamp()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._out: IO[str] | None = None
         self._claims: list[_Claim] = []
 

@@ -4,6 +4,7 @@ housekeeping (``newsmon.retention``) reads the same names."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -77,3 +78,9 @@ class DataDir:
     @property
     def airflow(self) -> Path:
         return self.root.resolve() / "airflow"
+
+
+def stamp() -> str:
+    """A UTC timestamp to the microsecond for file and folder names under the data dir: their
+    names sort in the order they were made."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")

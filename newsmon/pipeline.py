@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from newsmon.errors import NewsmonError, one_line
+from newsmon.layout import stamp
 from newsmon.locks import file_lock
 from newsmon.models import read_articles
 from newsmon.settings import Settings
@@ -112,8 +113,7 @@ def crawl_to_inbox(
     """
     from newsmon.crawlers.run import crawl
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    final = inbox_dir(settings) / f"{stamp}-{tag}.jsonl"
+    final = inbox_dir(settings) / f"{stamp()}-{tag}.jsonl"
     partial = final.with_suffix(".jsonl.part")
     with file_lock(partial):  # creates it
         try:

@@ -7,20 +7,14 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 from newsmon.errors import ESNodeError
 from newsmon.index.localnode import launcher as esnode
+from newsmon.index.localnode.launcher import free_port
 from newsmon.settings import Settings
 
 REUSE_ENV = "NEWSMON_TEST_ES_URL"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_test_node(tmp_dir: Path, timeout: float = 300.0) -> Settings:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 from helpers.articles import DESK, isolated, story
-from helpers.smtpsink import ReceivedMail, SmtpSink, free_port
+from helpers.smtpsink import ReceivedMail, SmtpSink
 
 from newsmon.alerts.ledger import Ledger
 from newsmon.alerts.rules import AlertRule, parse_rules
@@ -28,6 +28,7 @@ from newsmon.errors import NewsmonError
 from newsmon.index.bulk import index_articles
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import to_doc
+from newsmon.index.localnode.launcher import free_port
 from newsmon.index.matches import PAGE_SIZE, IndexMatcher
 from newsmon.index.setup import setup_index
 from newsmon.models import AlertDecision, Article, utcnow

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.smtpsink import SmtpSink, free_port, self_signed_cert, server_context
+from helpers.smtpsink import SmtpSink, self_signed_cert, server_context
 
 from newsmon.alerts.ledger import group_stories
 from newsmon.alerts.mailer import SmtpError, SmtpTransport
 from newsmon.alerts.render import compose
 from newsmon.alerts.rules import load_rules
 from newsmon.alerts.sample import sample_articles
+from newsmon.index.localnode.launcher import free_port
 from newsmon.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from helpers.smtpsink import SmtpSink, free_port
+from helpers.smtpsink import SmtpSink
 
 from newsmon.canary import (
     SiteCheck,
@@ -22,6 +22,7 @@ from newsmon.crawlers.check import check_source, http_fetcher
 from newsmon.crawlers.demo_server import DemoServer, demo_sources, serve_demo
 from newsmon.crawlers.registry import Source
 from newsmon.errors import NewsmonError
+from newsmon.index.localnode.launcher import free_port
 from newsmon.settings import Settings, load_settings
 
 DAY = date(2026, 5, 20)

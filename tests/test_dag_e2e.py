@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.smtpsink import HOST, ReceivedMail, SmtpSink, free_port
+from helpers.smtpsink import HOST, ReceivedMail, SmtpSink
 
 from newsmon.airflow_local import DAGS_FOLDER, airflow_env, prepare_airflow
 from newsmon.crawlers.demo_server import DEMO_SOURCES, serve_demo
+from newsmon.index.localnode.launcher import free_port
 from newsmon.pipeline import pending_inbox_files
 from newsmon.settings import Settings
 

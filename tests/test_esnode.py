@@ -12,11 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from esfixture import es_client, free_port, start_test_node, stop_test_node
+from esfixture import es_client, start_test_node, stop_test_node
 
 from newsmon.errors import ESNodeError
 from newsmon.index.localnode import build
 from newsmon.index.localnode import launcher as esnode
+from newsmon.index.localnode.launcher import free_port
 from newsmon.settings import Settings
 
 # --- helpers (no node) ------------------------------------------------------------------------

@@ -83,7 +83,8 @@ def _cds_archive(java: str) -> Path:
     return CDS_DIR / f"node-{key}.jsa"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -111,7 +112,7 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
             return archive if archive.exists() else None
         tmp_archive = archive.with_suffix(f".{os.getpid()}.tmp")
         with tempfile.TemporaryDirectory(prefix="newsmon-cds-") as tmp:
-            settings = Settings(es_url=f"http://127.0.0.1:{_free_port()}", data_dir=Path(tmp))
+            settings = Settings(es_url=f"http://127.0.0.1:{free_port()}", data_dir=Path(tmp))
             for sub in ("data", "logs", "tmp", "config"):
                 (settings.layout.es / sub).mkdir(parents=True)
             cmd = java_command(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import ssl
 import threading
 import time
@@ -24,6 +23,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from newsmon.index.localnode.launcher import free_port
+
 HOST = "127.0.0.1"
 
 
@@ -34,12 +35,6 @@ class ReceivedMail:
     message: EmailMessage
     raw: bytes
     received_at: float  # time.time() when the server accepted it
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
