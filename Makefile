@@ -13,7 +13,7 @@ STAMP := $(VENV)/.newsmon-installed
 setup: $(STAMP)
 	$(BIN)/python -c "from newsmon.index.localnode.build import ensure_built; ensure_built(print)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,airflow]'
