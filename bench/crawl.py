@@ -7,7 +7,10 @@ Serves N copies of the demo articles from 127.0.0.1 and measures, each in its ow
   newsmon-extract  extract_article() on the pages from disk, no network
   trafilatura      plain trafilatura.extract() on the pages from disk
 
-    python -m bench.crawl [--pages 300] [--concurrency 8]
+    python -m bench.crawl [--pages 300] [--concurrency 8] [--rounds 3]
+
+Each mode runs ``--rounds`` times, each in a fresh process; the table shows its best round (the
+fastest pages/s), so a busy moment of the machine does not decide a ratio.
 """
 
 from __future__ import annotations
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per mode; the best one counts")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--site", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
@@ -156,35 +160,46 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp, serve_demo(root=Path(tmp)) as server:
         build_site(Path(tmp), args.pages)
-        print(f"{args.pages} pages from {server.url}, concurrency {args.concurrency}, one process per row")
+        print(
+            f"{args.pages} pages from {server.url}, concurrency {args.concurrency}, "
+            f"best of {args.rounds} runs per mode, one process per run"
+        )
         print(f"{'mode':<16}{'pages':>6}{'seconds':>9}{'pages/s':>9}{'peak MB':>9}")
         for name in WORKERS:
-            # A fresh interpreter per measurement: Twisted's reactor runs once, and peak RSS is per process.
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.crawl",
-                    "--worker",
-                    name,
-                    "--site",
-                    tmp,
-                    "--base",
-                    server.url,
-                    "--concurrency",
-                    str(args.concurrency),
-                ],
-                capture_output=True,
-                text=True,
-                cwd=REPO_ROOT,
-                check=False,
-            )
-            if done.returncode != 0:
-                print(f"{name:<16} failed: {done.stderr.strip().splitlines()[-1:]}")
+            best: dict[str, Any] | None = None
+            failure = ""
+            for _ in range(max(1, args.rounds)):
+                # A fresh interpreter per run: Twisted's reactor runs once, and peak RSS is per process.
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.crawl",
+                        "--worker",
+                        name,
+                        "--site",
+                        tmp,
+                        "--base",
+                        server.url,
+                        "--concurrency",
+                        str(args.concurrency),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO_ROOT,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    failure = str(done.stderr.strip().splitlines()[-1:])
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                if best is None or r["pages"] / r["seconds"] > best["pages"] / best["seconds"]:
+                    best = r
+            if best is None:
+                print(f"{name:<16} failed: {failure}")
                 continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            rate = r["pages"] / r["seconds"]
-            print(f"{name:<16}{r['pages']:>6}{r['seconds']:>9.2f}{rate:>9.1f}{r['peak_mb']:>9.0f}")
+            rate = best["pages"] / best["seconds"]
+            print(f"{name:<16}{best['pages']:>6}{best['seconds']:>9.2f}{rate:>9.1f}{best['peak_mb']:>9.0f}")
     return 0
 
 
