@@ -41,7 +41,7 @@ def sources_list(
     all_sources: Annotated[bool, typer.Option("--all", help="Include disabled sources.")] = False,
 ) -> None:
     """List the registered sources."""
-    table = Table("name", "lang", "label", "feeds", "sitemaps", "lists", "rate/s", "verified")
+    table = Table("name", "lang", "label", "feeds", "sitemaps", "lists", "rate/s", "confidence")
     for s in _registry(get_settings()):
         if s.enabled or all_sources:
             rate = f"{s.rate:g}" if s.rate else "-"
@@ -53,7 +53,7 @@ def sources_list(
                 str(len(s.sitemaps)),
                 str(len(s.list_pages)),
                 rate,
-                str(s.verified).lower() if isinstance(s.verified, bool) else s.verified.isoformat(),
+                s.confidence,
             )
     console.print(table)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -28,6 +27,22 @@ class ExtractRules(BaseModel):
     drop: list[str] = Field(default_factory=list)  # removed before the body is read
 
 
+# How far an entry's URLs and pattern are known to be right: ``live-checked`` (only
+# ``newsmon sources check`` sets it), ``public-reference`` (each URL and the pattern appear in a
+# public reference, listed in ``evidence``) or ``guessed``.
+Confidence = Literal["live-checked", "public-reference", "guessed"]
+
+
+class Evidence(BaseModel):
+    """Where a URL or the article pattern of an entry is seen in public."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    supports: str  # the feed, sitemap or list-page URL, or "article_pattern"
+    ref: str  # "github:owner/repo:path" or a stored page's URL
+    seen: str | None = None  # the reference's date or commit, where known
+
+
 class Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,7 +59,10 @@ class Source(BaseModel):
     rate: float | None = Field(default=None, gt=0)  # requests per second to this outlet
     enabled: bool = True
     extract: ExtractRules | None = None
-    verified: bool | date = False  # False: written from public knowledge, never checked live
+    confidence: Confidence = "guessed"
+    evidence: list[Evidence] = Field(default_factory=list)
+    # Real article URLs of this outlet: the article pattern must match each (tests check it).
+    sample_articles: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from newsmon.crawlers.demo_server import demo_sources
-from newsmon.crawlers.registry import DEFAULT_SOURCES, load_sources, select_sources
+from newsmon.crawlers.registry import DEFAULT_SOURCES, Source, load_sources, select_sources
 from newsmon.errors import NewsmonError
 
 GOOD = """
@@ -21,9 +22,29 @@ def test_shipped_registry_has_ten_korean_and_ten_chinese_outlets() -> None:
     sources = load_sources(DEFAULT_SOURCES)
     by_lang = {lang: [s for s in sources if s.lang == lang] for lang in ("ko", "zh")}
     assert len(by_lang["ko"]) >= 10 and len(by_lang["zh"]) >= 10
-    assert all(s.verified is False for s in sources)  # nobody could check them from here
+    assert all(s.confidence != "live-checked" for s in sources)  # nobody could check them from here
     assert all(s.rate and s.rate <= 1 for s in sources)  # polite by default
     assert all(s.allowed_domains for s in sources)
+
+
+@pytest.mark.parametrize("source", load_sources(DEFAULT_SOURCES), ids=lambda s: s.name)
+def test_each_article_pattern_matches_its_outlets_real_article_urls(source: Source) -> None:
+    """Recorded real article URLs of the outlet: its pattern must match each one."""
+    if source.article_pattern is None or not source.sample_articles:
+        assert source.confidence == "guessed", "an entry with public evidence records real article URLs"
+        return
+    missed = [url for url in source.sample_articles if not re.search(source.article_pattern, url)]
+    assert not missed
+
+
+@pytest.mark.parametrize("source", load_sources(DEFAULT_SOURCES), ids=lambda s: s.name)
+def test_public_reference_entries_show_evidence_for_every_url_and_the_pattern(source: Source) -> None:
+    if source.confidence != "public-reference":
+        return
+    supported = {e.supports for e in source.evidence}
+    wanted = {*source.feeds, *source.sitemaps, *source.list_pages, "article_pattern"}
+    assert wanted <= supported, sorted(wanted - supported)
+    assert len(source.sample_articles) >= 3
 
 
 def test_demo_registry_fills_the_base_url() -> None:
