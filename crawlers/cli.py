@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from newsmon.crawlers.check import SourceCheck, check_sources
+from newsmon.crawlers.check import SourceCheck, check_sources, http_fetcher
 from newsmon.crawlers.extract import extract_article
 from newsmon.crawlers.registry import Source, load_sources, select_sources
 from newsmon.errors import NewsmonError
@@ -69,6 +70,27 @@ def _print_check(result: SourceCheck) -> None:
     if result.sample_url:
         date = result.published.isoformat() if result.published else "NO DATE"
         console.print(f"    sample: {result.title[:60]!r}  {result.body_chars} chars  {date}")
+
+
+@sources_app.command("discover")
+def sources_discover(
+    homepage: Annotated[str, typer.Argument(help="The outlet's homepage URL.")],
+    name: Annotated[str, typer.Option(help="Name of the entry to print.")] = "new-source",
+    lang: Annotated[str, typer.Option(help="ko, zh or en.")] = "ko",
+) -> None:
+    """Find an outlet's feeds, sitemaps and list pages from its homepage; print a registry entry."""
+    from newsmon.crawlers.autodiscover import discover_outlet
+
+    settings = get_settings()
+    found = discover_outlet(homepage, http_fetcher(settings.user_agent))
+    note = f" (Google News: {', '.join(found.news_sitemaps)})" if found.news_sitemaps else ""
+    typer.echo(
+        f"# {len(found.feeds)} feed(s), {len(found.sitemaps)} sitemap(s){note}, {len(found.list_pages)} list "
+        f"page(s), {len(found.article_urls)} article URLs, {found.requests} requests"
+    )
+    typer.echo(yaml.safe_dump([found.entry(name, lang)], allow_unicode=True, sort_keys=False).rstrip())
+    if not (found.feeds or found.sitemaps or found.list_pages):
+        raise NewsmonError(f"found no feed, sitemap or list page at {homepage}")
 
 
 @sources_app.command("check")

@@ -41,6 +41,7 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "es status": (["es", "status"], {3}),  # documented: 3 = not running
     "sources list": (["sources", "list"], {0}),
     "sources check": (["sources", "check", "no-such-source"], {2}),
+    "sources discover": (["sources", "discover", "http://127.0.0.2:{closed}/"], {2}),  # nothing answers
     "alerts rules": (["alerts", "rules"], {0}),
     "alerts test-email": (["alerts", "test-email", "--to", "desk@example.org"], {2}),
     "alerts run": (["alerts", "run"], {2}),

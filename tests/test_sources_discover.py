@@ -1,0 +1,105 @@
+"""``newsmon sources discover``: an outlet's feeds, sitemaps and list pages found from its homepage
+alone, on local sites that publish them only through ``<link rel=alternate>``, ``robots.txt`` and
+a link on the homepage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from newsmon.crawlers.autodiscover import article_pattern, discover_outlet
+from newsmon.crawlers.check import http_fetcher
+from newsmon.crawlers.cli import sources_app
+from newsmon.crawlers.demo_server import serve_demo
+from newsmon.crawlers.registry import parse_sources
+
+ARTICLES = [f"/news/articleView.html?idxno={n}" for n in (101, 102, 103, 104)]
+
+
+def _site(root: Path, feed_type: str) -> None:
+    """A homepage that advertises its feed (at a path no CMS uses), a robots.txt naming a Google
+    News sitemap, and a section page linked from the homepage."""
+    (root / "section" / "chips").mkdir(parents=True)
+    (root / "feeds").mkdir()
+    (root / "maps").mkdir()
+    (root / "index.html").write_text(
+        "<html><head><title>Outlet</title>"
+        f'<link rel="alternate" type="{feed_type}" href="/feeds/main-feed">'
+        "</head><body><a href='/section/chips/'>반도체</a> <a href='/about.html'>회사소개</a></body></html>",
+        encoding="utf-8",
+    )
+    links = "".join(f"<li><a href='{path}'>기사 {i}</a></li>" for i, path in enumerate(ARTICLES))
+    (root / "section" / "chips" / "index.html").write_text(
+        f"<html><body><main><ul>{links}</ul></main></body></html>", encoding="utf-8"
+    )
+    (root / "robots.txt").write_text(
+        "User-agent: *\nAllow: /\nSitemap: /maps/google-news\n", encoding="utf-8"
+    )
+
+
+def _fill(root: Path, base: str, feed_type: str) -> None:
+    urls = [base + path for path in ARTICLES]
+    if feed_type.endswith("atom+xml"):
+        entries = "".join(
+            f"<entry><title>기사 {i}</title><id>{u}</id><link href='{u}'/>"
+            f"<updated>2025-03-0{i + 1}T09:00:00Z</updated></entry>"
+            for i, u in enumerate(urls)
+        )
+        feed = (
+            f'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>{entries}</feed>'
+        )
+    else:
+        items = "".join(f"<item><title>기사 {i}</title><link>{u}</link></item>" for i, u in enumerate(urls))
+        feed = f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    (root / "feeds" / "main-feed").write_text(feed, encoding="utf-8")
+    news = "".join(
+        f"<url><loc>{u}</loc><news:news><news:publication_date>2025-03-01</news:publication_date>"
+        f"<news:title>기사</news:title></news:news></url>"
+        for u in urls
+    )
+    (root / "maps" / "google-news").write_text(
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        f'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">{news}</urlset>',
+        encoding="utf-8",
+    )
+    robots = (root / "robots.txt").read_text(encoding="utf-8").replace("/maps/", f"{base}/maps/")
+    (root / "robots.txt").write_text(robots, encoding="utf-8")
+
+
+@pytest.mark.parametrize("feed_type", ["application/rss+xml", "application/atom+xml"])
+def test_discovery_finds_feed_news_sitemap_list_page_and_pattern(tmp_path: Path, feed_type: str) -> None:
+    _site(tmp_path, feed_type)
+    with serve_demo(root=tmp_path) as server:
+        base = server.url.rstrip("/")
+        _fill(tmp_path, base, feed_type)
+        found = discover_outlet(base + "/", http_fetcher("newsmon-test"))
+    assert found.feeds == [f"{base}/feeds/main-feed"]
+    assert found.sitemaps == found.news_sitemaps == [f"{base}/maps/google-news"]
+    assert found.list_pages == [f"{base}/section/chips/"]
+    assert found.article_pattern == re.escape(base.split("//")[1]) + r"/news/articleView\.html\?idxno=\d+"
+
+
+def test_the_command_prints_an_entry_the_registry_accepts(tmp_path: Path) -> None:
+    _site(tmp_path, "application/rss+xml")
+    with serve_demo(root=tmp_path) as server:
+        base = server.url.rstrip("/")
+        _fill(tmp_path, base, "application/rss+xml")
+        result = CliRunner().invoke(sources_app, ["discover", base + "/", "--name", "outlet", "--lang", "ko"])
+    assert result.exit_code == 0, result.output
+    [source] = parse_sources(result.stdout, "discovered")
+    assert source.name == "outlet" and source.feeds == [f"{base}/feeds/main-feed"]
+    assert source.article_pattern and source.sample_articles
+    assert all(re.search(source.article_pattern, url) for url in source.sample_articles)
+    assert yaml.safe_load(result.stdout)[0]["confidence"] == "guessed"
+
+
+def test_pattern_generalises_ids_and_needs_a_majority() -> None:
+    urls = [f"https://www.etnews.com/2025030{n}000123" for n in range(1, 5)]
+    assert article_pattern(urls) == r"etnews\.com/\d+"
+    assert (
+        article_pattern(["https://a.example/x/1", "https://a.example/y/2", "https://a.example/z/3"]) is None
+    )
