@@ -87,7 +87,8 @@ def article_pattern(urls: Iterable[str]) -> str | None:
     return shape if count * 2 >= sum(shapes.values()) else None
 
 
-def _alternate_feeds(body: bytes, url: str) -> list[str]:
+def alternate_feeds(body: bytes, url: str) -> list[str]:
+    """The feeds a page advertises in ``<link rel="alternate">``."""
     try:
         tree = lxml_html.document_fromstring(body)
     except (etree.ParserError, ValueError):
@@ -142,7 +143,7 @@ def discover_outlet(homepage: str, fetch: Fetcher, *, max_requests: int = 24) ->
 
     # Every feed the homepage advertises; the common CMS paths only when it advertises none.
     found.feeds = [
-        url for url in dict.fromkeys(_alternate_feeds(home.body, home.url) if home else []) if feed(url)
+        url for url in dict.fromkeys(alternate_feeds(home.body, home.url) if home else []) if feed(url)
     ]
     if not found.feeds:
         found.feeds = next(([origin + path] for path in COMMON_FEEDS if feed(origin + path)), [])

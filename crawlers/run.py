@@ -46,12 +46,15 @@ class CrawlStats:
     # Sources left out because another crawl of them was running (counted as skipped source_busy).
     sources_busy: list[str] = field(default_factory=list)
     run_dir: Path | None = None  # this crawl's job, stats and log files
+    # Configured feeds that failed -> the feed found on the outlet's homepage that replaced them.
+    healed: dict[str, str] = field(default_factory=dict)
 
 
 # Per-run folders (job.json, stats.json, crawl.log, crawl.stderr) under crawl/runs: the newest
 # RUNS_KEPT stay; an older one is only removed once nothing in it changed for RUN_LIVE_S
 # (a running crawl's log gets Scrapy's stats line every minute).
 RUNS_KEPT = 100
+_HEALED = "newsmon/healed/"  # stats key prefix: a failed feed -> the feed that replaced it
 RUN_LIVE_S = 3600.0
 
 
@@ -192,6 +195,11 @@ def crawl(
         scrapy=raw,
         sources_busy=busy,
         run_dir=run,
+        healed={
+            k.removeprefix("newsmon/healed/"): str(v)
+            for k, v in raw.items()
+            if k.startswith("newsmon/healed/")
+        },
     )
 
 

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.table import Table
 from typer.testing import CliRunner
 
 from newsmon.crawlers.autodiscover import article_pattern, discover_outlet
 from newsmon.crawlers.check import http_fetcher
 from newsmon.crawlers.cli import sources_app
 from newsmon.crawlers.demo_server import serve_demo
-from newsmon.crawlers.registry import parse_sources
+from newsmon.crawlers.registry import Source, parse_sources
+from newsmon.crawlers.run import CrawlStats, crawl
+from newsmon.pipeline import ProcessStats, RunSummary, summary_table
+from newsmon.settings import load_settings
 
 ARTICLES = [f"/news/articleView.html?idxno={n}" for n in (101, 102, 103, 104)]
 
@@ -103,3 +107,50 @@ def test_pattern_generalises_ids_and_needs_a_majority() -> None:
     assert (
         article_pattern(["https://a.example/x/1", "https://a.example/y/2", "https://a.example/z/3"]) is None
     )
+
+
+@pytest.mark.integration
+def test_a_crawl_whose_feed_is_gone_heals_through_the_homepage(tmp_path: Path) -> None:
+    """The configured feed answers 404; the crawl finds the feed the homepage advertises, collects
+    the articles through it, and its summary names the failed feed and its replacement."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _site(site, "application/rss+xml")
+    body = "반도체 장비 수출 허가 심사가 길어지면서 업계의 납기 차질 우려가 커지고 있다. " * 12
+    articles = [f"/a/{n}.html" for n in (101, 102, 103, 104)]
+    (site / "a").mkdir()
+    for n, path in zip((101, 102, 103, 104), articles, strict=True):
+        (site / path.lstrip("/")).write_text(
+            f"<html><head><title>수출 허가 심사 {n}</title></head><body><article><h1>수출 허가 심사 {n}</h1>"
+            f"<p>{body}</p></article></body></html>",
+            encoding="utf-8",
+        )
+    with serve_demo(root=site) as server:
+        base = server.url.rstrip("/")
+        items = "".join(f"<item><title>기사 {p}</title><link>{base}{p}</link></item>" for p in articles)
+        (site / "feeds" / "main-feed").write_text(
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>',
+            encoding="utf-8",
+        )
+        source = Source(
+            name="moved-feed",
+            lang="ko",
+            homepage=base + "/",
+            feeds=[base + "/rss/gone.xml"],
+            allowed_domains=["127.0.0.1"],
+        )
+        settings = load_settings(data_dir=tmp_path / "var")
+        stats = crawl([source], settings, tmp_path / "out.jsonl")
+    assert stats.articles_new == 4
+    assert stats.healed == {f"{base}/rss/gone.xml": f"{base}/feeds/main-feed"}
+    rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
+    assert rows[f"feed failed: {base}/rss/gone.xml"] == f"replaced by {base}/feeds/main-feed"
+
+
+def _summary(stats: CrawlStats) -> RunSummary:
+    return RunSummary(crawl=vars(stats), process=ProcessStats(), alerts={}, seconds=0.0)
+
+
+def _rows(table: Table) -> list[tuple[str, str]]:
+    columns = [list(column.cells) for column in table.columns]
+    return list(zip(*columns, strict=True))

@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from newsmon.crawlers.autodiscover import COMMON_FEEDS, alternate_feeds
 from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
 from newsmon.crawlers.extraction.dates import LANG_TZ
 from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
@@ -63,6 +65,7 @@ class NewsSpider(Spider):
         # mark would keep no lastmod and a later, newer one could not be told apart.
         self._announced: dict[str, dict[str, datetime]] = {name: {} for name in self.sources}
         self._child_sitemaps: Counter[str] = Counter()  # per source, this run
+        self._healing: set[str] = set()  # sources whose failed feed is being replaced, this run
 
     def closed(self, reason: str) -> None:
         for name, store in self.stores.items():
@@ -105,8 +108,46 @@ class NewsSpider(Spider):
         source = self.sources[response.meta["source"]]
         links = self._parse(response, lambda: feed_links(response.body, response.url)) or []
         progress(f"feed {response.url}: {len(links)} links")
+        failed = response.meta.get("healing")
+        if not links:
+            if failed is None:
+                yield from self._heal(source, response.url)
+            return
+        if failed is not None and f"newsmon/healed/{failed}" not in self.crawler.stats.get_stats():
+            self.crawler.stats.set_value(f"newsmon/healed/{failed}", response.url)
+            progress(f"healed: feed {failed} failed; {response.url} (found on the homepage) works")
         for link in links:
             yield from self._article(link, source, announced=True)
+
+    # ------------------------------------------------------------------ healing a failed feed
+
+    def _heal(self, source: Source, failed: str) -> Iterator[Request]:
+        """A configured feed failed (an HTTP error, or no feed there): look for the feeds the
+        outlet's homepage advertises, once per source and run, at the source's own pace."""
+        if source.homepage is None or source.name in self._healing:
+            return
+        self._healing.add(source.name)
+        progress(f"feed {failed} failed: looking for feeds on {source.homepage}")
+        yield Request(
+            source.homepage,
+            callback=self.heal_from_homepage,
+            errback=self.on_error,
+            dont_filter=True,
+            priority=10,
+            meta={"source": source.name, "kind": "discovery", "healing": failed},
+        )
+
+    def heal_from_homepage(self, response: Response) -> Iterator[Request]:
+        source = self.sources[response.meta["source"]]
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(response.url))
+        advertised = [url for url in alternate_feeds(response.body, response.url) if url not in source.feeds]
+        candidates = advertised or [
+            origin + path for path in COMMON_FEEDS if origin + path not in source.feeds
+        ]
+        for url in dict.fromkeys(candidates):
+            request = self._discovery(url, source, self.parse_feed)
+            request.meta["healing"] = response.meta["healing"]
+            yield request
 
     def parse_list(self, response: Response) -> Iterator[Request]:
         source = self.sources[response.meta["source"]]
@@ -222,7 +263,7 @@ class NewsSpider(Spider):
             "fetched": datetime.now(UTC),
         }
 
-    def on_error(self, failure: Failure) -> None:
+    def on_error(self, failure: Failure) -> Iterator[Request]:
         request = failure.request  # type: ignore[attr-defined]
         bucket, reason = classify_failure(failure)
         note(
@@ -236,3 +277,5 @@ class NewsSpider(Spider):
             self.stores[request.meta["source"]].mark_skipped(
                 [request.url, *request.meta.get("redirect_urls", [])], reason, request.meta.get("lastmod")
             )
+        if request.callback == self.parse_feed and request.meta.get("healing") is None:
+            yield from self._heal(self.sources[request.meta["source"]], request.url)
