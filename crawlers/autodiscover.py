@@ -149,7 +149,9 @@ def discover_outlet(homepage: str, fetch: Fetcher, *, max_requests: int = 24) ->
         found.feeds = next(([origin + path] for path in COMMON_FEEDS if feed(origin + path)), [])
 
     robots = budget.get(origin + "/robots.txt")
-    advertised = list(Protego.parse(robots.body.decode("utf-8", "replace")).sitemaps) if robots else []
+    # Relative Sitemap: lines are out of spec but seen in the wild.
+    robots_text = robots.body.decode("utf-8", "replace") if robots else ""
+    advertised = [urljoin(origin + "/", url) for url in Protego.parse(robots_text).sitemaps]
     for url in dict.fromkeys([*advertised, *(origin + path for path in COMMON_SITEMAPS)]):
         got = budget.get(url)
         try:

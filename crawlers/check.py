@@ -81,9 +81,11 @@ def http_fetcher(user_agent: str) -> Fetcher:
         got = get(f"{origin}/robots.txt")
         return Protego.parse(got.body.decode("utf-8", "replace")) if got.status == 200 else None
 
+    headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip"}
+
     def get(url: str) -> Fetched:
-        request = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept-Encoding": "gzip"})
         try:
+            request = urllib.request.Request(url, headers=headers)
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                 body = response.read(MAX_PAGE_BYTES + 1)
                 if response.headers.get("Content-Encoding") == "gzip":

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from newsmon.crawlers.check import SourceCheck, check_sources, http_fetcher
 from newsmon.crawlers.extract import extract_article
-from newsmon.crawlers.registry import Source, load_sources, select_sources
+from newsmon.crawlers.registry import Source, load_sources, rewrite_entry, select_sources
 from newsmon.errors import NewsmonError
 from newsmon.settings import Settings, get_settings
 
@@ -98,13 +98,47 @@ def sources_check(
     names: Annotated[
         list[str] | None, typer.Argument(help="Sources to check (default: all enabled).")
     ] = None,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Write the result into the registry: an entry that passes becomes live-checked; "
+            "one that fails gets the feeds, sitemaps and list pages its homepage publishes.",
+        ),
+    ] = False,
 ) -> None:
     """Fetch each source's feeds, sitemaps and list pages and one sample article; report what works."""
     settings = get_settings()
-    results = check_sources(select_sources(_registry(settings), names), settings, progress=_print_check)
+    sources = select_sources(_registry(settings), names)
+    results = check_sources(sources, settings, progress=_print_check)
+    if fix:
+        results = [_fix(source, result, settings) for source, result in zip(sources, results, strict=True)]
     failed = [r.name for r in results if not r.ok]
     if failed:
         raise NewsmonError(f"{len(failed)} of {len(results)} source(s) failed the check: {', '.join(failed)}")
+
+
+def _fix(source: Source, result: SourceCheck, settings: Settings) -> SourceCheck:
+    """Record a passing check, or replace a failing entry's discovery URLs with what its homepage
+    publishes and check it again; the entry is rewritten in its registry file either way."""
+    from newsmon.crawlers.autodiscover import discover_outlet
+
+    if not result.ok and source.homepage:
+        found = discover_outlet(source.homepage, http_fetcher(settings.user_agent))
+        if found.feeds or found.sitemaps or found.list_pages:
+            source = source.model_copy(
+                update={
+                    "feeds": found.feeds,
+                    "sitemaps": found.sitemaps,
+                    "list_pages": found.list_pages,
+                    "article_pattern": found.article_pattern or source.article_pattern,
+                }
+            )
+            [result] = check_sources([source], settings, progress=_print_check)
+    source = source.model_copy(update={"confidence": "live-checked" if result.ok else "guessed"})
+    file = rewrite_entry(settings.sources, source)
+    console.print(f"{source.name}: {source.confidence}, written to {file}", markup=False)
+    return result
 
 
 def parse_since(value: str) -> datetime:

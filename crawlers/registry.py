@@ -146,12 +146,9 @@ def load_sources(path: Path | str | None = None, variables: dict[str, str] | Non
     """Sources from one YAML file or every ``*.yaml``/``*.yml`` in a folder (sorted by file name);
     None: the registry shipped with the crawler (``sources/``)."""
     path = Path(path) if path is not None else DEFAULT_SOURCES
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-    elif path.is_file():
-        files = [path]
-    else:
+    if not path.exists():
         raise NewsmonError(f"no such source registry: {path}")
+    files = registry_files(path)
     sources: list[Source] = []
     where: dict[str, Path] = {}
     for file in files:
@@ -174,3 +171,31 @@ def select_sources(sources: list[Source], names: list[str] | None = None) -> lis
     if unknown:
         raise NewsmonError(f"unknown source(s): {', '.join(unknown)} (see `newsmon sources list`)")
     return [by_name[n] for n in names]
+
+
+def registry_files(path: Path | str | None = None) -> list[Path]:
+    """The YAML files a registry path stands for (a file, or every ``*.yaml``/``*.yml`` in a folder)."""
+    path = Path(path) if path is not None else DEFAULT_SOURCES
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+    return [path]
+
+
+def rewrite_entry(path: Path | str | None, source: Source) -> Path:
+    """Replace the entry named ``source.name`` in its registry file with ``source`` (the rest of
+    the file, comments included, stays as it is); the file it was in."""
+    start = re.compile(rf"^  - name: {re.escape(source.name)}\s*$", re.M)
+    for file in registry_files(path):
+        text = file.read_text(encoding="utf-8")
+        if not (found := start.search(text)):
+            continue
+        following = re.compile(r"^  - name: ", re.M).search(text, found.end())
+        end = following.start() if following else len(text)
+        fields = source.model_dump(mode="json", exclude_defaults=True)
+        dumped = yaml.safe_dump([fields], allow_unicode=True, sort_keys=False, width=100)
+        entry = "".join(f"  {line}\n" if line else "\n" for line in dumped.splitlines())
+        file.write_text(
+            text[: found.start()] + entry + ("\n" if following else "") + text[end:], encoding="utf-8"
+        )
+        return file
+    raise NewsmonError(f"no entry named {source.name} in {path or DEFAULT_SOURCES}")

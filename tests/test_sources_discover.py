@@ -19,7 +19,7 @@ from newsmon.crawlers.demo_server import serve_demo
 from newsmon.crawlers.registry import Source, parse_sources
 from newsmon.crawlers.run import CrawlStats, crawl
 from newsmon.pipeline import ProcessStats, RunSummary, summary_table
-from newsmon.settings import load_settings
+from newsmon.settings import get_settings, load_settings
 
 ARTICLES = [f"/news/articleView.html?idxno={n}" for n in (101, 102, 103, 104)]
 
@@ -109,29 +109,41 @@ def test_pattern_generalises_ids_and_needs_a_majority() -> None:
     )
 
 
+ARTICLE_PAGES = [f"/a/{n}.html" for n in (101, 102, 103, 104)]
+
+
+def _site_with_articles(site: Path) -> None:
+    """The RSS site of ``_site``, whose feed lists four real article pages (dated, with a body)."""
+    site.mkdir()
+    _site(site, "application/rss+xml")
+    (site / "a").mkdir()
+    body = "반도체 장비 수출 허가 심사가 길어지면서 업계의 납기 차질 우려가 커지고 있다. " * 12
+    for path in ARTICLE_PAGES:
+        (site / path.lstrip("/")).write_text(
+            f"<html><head><title>수출 허가 심사 {path}</title>"
+            '<meta property="article:published_time" content="2025-03-01T09:00:00+09:00"></head>'
+            f"<body><article><h1>수출 허가 심사 {path}</h1><p>{body}</p></article></body></html>",
+            encoding="utf-8",
+        )
+
+
+def _publish_feed(site: Path, base: str) -> None:
+    items = "".join(f"<item><title>기사 {p}</title><link>{base}{p}</link></item>" for p in ARTICLE_PAGES)
+    (site / "feeds" / "main-feed").write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>',
+        encoding="utf-8",
+    )
+
+
 @pytest.mark.integration
 def test_a_crawl_whose_feed_is_gone_heals_through_the_homepage(tmp_path: Path) -> None:
     """The configured feed answers 404; the crawl finds the feed the homepage advertises, collects
     the articles through it, and its summary names the failed feed and its replacement."""
     site = tmp_path / "site"
-    site.mkdir()
-    _site(site, "application/rss+xml")
-    body = "반도체 장비 수출 허가 심사가 길어지면서 업계의 납기 차질 우려가 커지고 있다. " * 12
-    articles = [f"/a/{n}.html" for n in (101, 102, 103, 104)]
-    (site / "a").mkdir()
-    for n, path in zip((101, 102, 103, 104), articles, strict=True):
-        (site / path.lstrip("/")).write_text(
-            f"<html><head><title>수출 허가 심사 {n}</title></head><body><article><h1>수출 허가 심사 {n}</h1>"
-            f"<p>{body}</p></article></body></html>",
-            encoding="utf-8",
-        )
+    _site_with_articles(site)
     with serve_demo(root=site) as server:
         base = server.url.rstrip("/")
-        items = "".join(f"<item><title>기사 {p}</title><link>{base}{p}</link></item>" for p in articles)
-        (site / "feeds" / "main-feed").write_text(
-            f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>',
-            encoding="utf-8",
-        )
+        _publish_feed(site, base)
         source = Source(
             name="moved-feed",
             lang="ko",
@@ -145,6 +157,34 @@ def test_a_crawl_whose_feed_is_gone_heals_through_the_homepage(tmp_path: Path) -
     assert stats.healed == {f"{base}/rss/gone.xml": f"{base}/feeds/main-feed"}
     rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
     assert rows[f"feed failed: {base}/rss/gone.xml"] == f"replaced by {base}/feeds/main-feed"
+
+
+@pytest.mark.integration
+def test_check_fix_writes_the_corrected_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sources check NAME --fix`: the failing entry gets what its homepage publishes, passes the
+    check again, and is written back as live-checked; the file's other entries and comments stay."""
+    site = tmp_path / "site"
+    _site_with_articles(site)
+    with serve_demo(root=site) as server:
+        base = server.url.rstrip("/")
+        _publish_feed(site, base)
+        registry = tmp_path / "sources.yaml"
+        registry.write_text(
+            "# our outlets\nsources:\n"
+            f"  - name: moved\n    lang: ko\n    homepage: {base}/\n    feeds: ['{base}/rss/gone.xml']\n"
+            "    allowed_domains: [127.0.0.1]\n    rate: 50\n\n"
+            "  - name: other  # kept as it is\n    lang: zh\n    feeds: ['https://other.example/rss']\n",
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("NEWSMON_SOURCES", str(registry))
+        get_settings.cache_clear()
+        result = CliRunner().invoke(sources_app, ["check", "moved", "--fix"])
+    assert result.exit_code == 0, result.output
+    text = registry.read_text(encoding="utf-8")
+    assert text.startswith("# our outlets") and "- name: other  # kept as it is" in text
+    [moved, other] = parse_sources(text, "fixed")
+    assert moved.feeds == [f"{base}/feeds/main-feed"] and moved.confidence == "live-checked"
+    assert other.feeds == ["https://other.example/rss"]
 
 
 def _summary(stats: CrawlStats) -> RunSummary:
