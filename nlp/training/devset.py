@@ -31,7 +31,7 @@ TOPIC_TRAINSET = DATA_DIR / "topic_trainset.tsv"  # same format, for training on
 def shared_data_dir() -> Path:
     """../shared/data beside the repository, or $NEWSMON_SHARED_DATA."""
     env = os.environ.get(SHARED_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def text_hash(title: str, text: str) -> str:
