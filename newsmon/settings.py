@@ -7,6 +7,7 @@ environment > ``NEWSMON_CONFIG`` file (YAML or .env style) > defaults.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -66,6 +67,12 @@ class Settings(BaseSettings):
     # Tries of one Elasticsearch request through an outage, pausing 1 s, 2 s, 4 s ... (at most
     # 30 s) between them; then the indexer spools what it could not write.
     es_retries: int = 6
+    # Index lifecycle (index/lifecycle.py): with es_ilm the template attaches the ILM policy
+    # {prefix}-articles (rollover, warm phase, delete after es_ilm_delete_after if set); off,
+    # `newsmon index rollover` (a daily DAG task) rolls over by the same conditions. Clusters
+    # without ILM (the local node, which has no x-pack) keep it off.
+    es_ilm: bool = False
+    es_ilm_delete_after: str | None = None  # e.g. 730d; None: indices are never deleted
     data_dir: Path = Path("./var")
     sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
@@ -152,6 +159,13 @@ class Settings(BaseSettings):
         known = ("signal", "rules", "transformers", "ensemble")
         if value not in known:
             raise ValueError(f"must be one of {', '.join(known)}")
+        return value
+
+    @field_validator("es_ilm_delete_after")
+    @classmethod
+    def _check_age(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[1-9]\d*d", value):
+            raise ValueError("must be a number of days such as 730d")
         return value
 
     @field_validator("kiwi_workers")

@@ -1,20 +1,53 @@
-"""Static checks of the production docker/ files (no Docker engine runs here)."""
+"""Static checks of the production docker/ files (no Docker engine runs here), and
+`docker compose config` where the Compose CLI plugin is installed."""
 
 from __future__ import annotations
 
 import re
+import secrets
+import shutil
+import string
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from newsmon.settings import Settings
 
-DOCKER = Path(__file__).resolve().parent.parent / "docker"
+REPO = Path(__file__).resolve().parent.parent
+DOCKER = REPO / "docker"
 SETTING_ENV_NAMES = {f"NEWSMON_{name.upper()}" for name in Settings.model_fields}
+AIRFLOW_SECRETS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+ONE_SHOT = {"setup", "airflow-init"}
 
 
 def _compose() -> dict:
     return yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+
+
+def _command(service: dict[str, Any]) -> str:
+    command = service["command"]
+    return command if isinstance(command, str) else "\n".join(command)
+
+
+def _airflow_services(services: dict[str, Any]) -> dict[str, Any]:
+    return {name: svc for name, svc in services.items() if name.startswith("airflow-")}
+
+
+def _stages(dockerfile: str) -> list[list[str]]:
+    """The Dockerfile's build stages, each as its instruction lines (continuations joined)."""
+    joined = re.sub(r"\\\n\s*", " ", dockerfile)
+    stages: list[list[str]] = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line.startswith("FROM "):
+            stages.append([])
+        if stages and line and not line.startswith("#"):
+            stages[-1].append(line)
+    return stages
 
 
 def _pinned(image: str) -> bool:
@@ -35,18 +68,19 @@ def test_every_worker_shares_the_data_volume_and_crawls_run_side_by_side() -> No
     data_dir = services["airflow-worker"]["environment"]["NEWSMON_DATA_DIR"]
     for name in ("airflow-worker", "airflow-scheduler", "airflow-init"):
         assert f"newsmon-data:{data_dir}" in services[name]["volumes"], name
-    pools = re.search(r"airflow pools set newsmon_crawl (\d+)", services["airflow-init"]["command"])
+    pools = re.search(r"airflow pools set newsmon_crawl (\d+)", _command(services["airflow-init"]))
     assert pools and int(pools.group(1)) > 1
 
 
 def test_every_image_tag_is_pinned() -> None:
     images = [svc["image"] for svc in _compose()["services"].values() if "image" in svc]
-    froms = [
-        line.split()[1]
-        for dockerfile in DOCKER.rglob("Dockerfile")
-        for line in dockerfile.read_text().splitlines()
-        if line.startswith("FROM ")
-    ]
+    froms = []
+    for dockerfile in DOCKER.rglob("Dockerfile"):
+        text = dockerfile.read_text()
+        args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))  # FROM ${ARG}: the ARG's default
+        for line in text.splitlines():
+            if line.startswith("FROM "):
+                froms.append(string.Template(line.split()[1]).substitute(args))
     assert images and froms
     unpinned = [image for image in images + froms if not _pinned(image)]
     assert unpinned == []
@@ -71,3 +105,142 @@ def test_env_names_match_settings() -> None:
     assert used <= SETTING_ENV_NAMES, f"unknown settings: {sorted(used - SETTING_ENV_NAMES)}"
     # Every setting a production deployment must set is set.
     assert {"NEWSMON_ES_URL", "NEWSMON_ES_PASSWORD", "NEWSMON_SMTP_HOST", "NEWSMON_ALERT_TO"} <= used
+
+
+def test_setup_service_makes_certificates_and_sets_the_kibana_password() -> None:
+    services = _compose()["services"]
+    setup = _command(services["setup"])
+    assert "elasticsearch-certutil ca" in setup and "elasticsearch-certutil cert" in setup
+    assert "/_security/user/kibana_system/_password" in setup
+    # Kibana logs in as kibana_system with the very password the setup service sets.
+    assert services["kibana"]["environment"]["ELASTICSEARCH_USERNAME"] == "kibana_system"
+    kibana_password = services["kibana"]["environment"]["ELASTICSEARCH_PASSWORD"]
+    assert kibana_password.startswith("${KIBANA_PASSWORD")
+    assert services["setup"]["environment"]["KIBANA_PASSWORD"].startswith("${KIBANA_PASSWORD")
+    assert services["elasticsearch"]["depends_on"]["setup"]["condition"] == "service_healthy"
+    assert services["kibana"]["depends_on"] == {
+        "elasticsearch": {"condition": "service_healthy"},
+        "setup": {"condition": "service_completed_successfully"},
+    }
+
+
+def test_ca_private_key_is_for_root_alone() -> None:
+    setup = _command(_compose()["services"]["setup"])
+    assert "a+r" not in setup and "o+r" not in setup
+    key_mode = setup.index("chmod 600 $$c/ca/ca.key")
+    assert key_mode > setup.index("chmod 640"), "a later blanket chmod would undo the key's mode"
+
+
+def test_every_airflow_service_shares_the_secrets() -> None:
+    services = _airflow_services(_compose()["services"])
+    assert len(services) >= 6
+    required = set()
+    for name in AIRFLOW_SECRETS:
+        values = {svc_name: svc["environment"].get(name) for svc_name, svc in services.items()}
+        (value,) = set(values.values())  # one value in every container
+        assert value and re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), (name, value)
+        required.add(re.match(r"\$\{([A-Z_]+)", value).group(1))
+    example = (DOCKER / ".env.example").read_text()
+    assert all(re.search(rf"^{var}=", example, re.M) for var in required)
+
+
+def test_startup_order_and_restarts() -> None:
+    services = _compose()["services"]
+    for name, svc in services.items():
+        if name in ONE_SHOT:
+            assert svc["restart"] == "no", name
+        else:
+            assert svc["restart"] in ("always", "unless-stopped"), name
+            assert "test" in svc.get("healthcheck", {}), f"{name} has no healthcheck"
+        for dep, how in svc.get("depends_on", {}).items():
+            if how["condition"] == "service_healthy":
+                assert "test" in services[dep].get("healthcheck", {}), f"{name} waits on {dep}'s health"
+    for name, svc in _airflow_services(services).items():
+        if name != "airflow-init":
+            assert svc["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+    init = services["airflow-init"]
+    assert "newsmon index --setup" in _command(init)
+    assert init["depends_on"]["elasticsearch"] == {"condition": "service_healthy"}
+    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+
+
+def test_image_owns_the_data_volume_and_installs_dependencies_first() -> None:
+    services = _compose()["services"]
+    data_dir = services["airflow-worker"]["environment"]["NEWSMON_DATA_DIR"]
+    *build_stages, final = _stages((DOCKER / "Dockerfile").read_text())
+    runs = [line for line in final if line.startswith("RUN ")]
+    assert any(f"mkdir -p {data_dir}" in r and f"chown airflow:root {data_dir}" in r for r in runs)
+    users = [line.split()[1] for line in final if line.startswith("USER ")]
+    assert users[-1] == "airflow"
+    # No compiler in the shipped stage; it is used in a build stage only.
+    assert not any("build-essential" in line for line in final)
+    assert any("build-essential" in line for stage in build_stages for line in stage)
+    # Dependencies are installed from pyproject.toml alone, before the source is copied in, so
+    # a code change reuses the dependency layers.
+    (deps,) = build_stages
+    copies = [line for line in deps if line.startswith("COPY ")]
+    assert copies == [line for line in copies if "pyproject.toml" in line]
+    assert any("pip install" in line for line in deps)
+    source_copy = next(i for i, line in enumerate(final) if line.startswith("COPY --chown=airflow:root . "))
+    assert any(line.startswith("COPY --from=") for line in final[:source_copy])
+    assert "--no-deps" in " ".join(final[source_copy:])
+
+
+def test_dockerignore_keeps_the_context_small_and_complete() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".git", "index/localnode/target", "var"} <= patterns
+    # What the image build needs stays in (pyproject names README.md and LICENSE).
+    needed = {
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "LICENSE",
+        "newsmon",
+        "crawlers",
+        "nlp",
+        "index",
+        "dags",
+    }
+    assert not needed & patterns
+
+
+def _compose_cli() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_docker_compose_config_validates(tmp_path: Path) -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("neither the docker CLI's compose plugin nor docker-compose is installed")
+    env = tmp_path / ".env"
+    example = (DOCKER / ".env.example").read_text()
+    generated = {
+        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
+    }
+    env.write_text(example + "".join(f"{k}={v}\n" for k, v in generated.items()))
+    done = subprocess.run(
+        [*cli, "-f", str(DOCKER / "docker-compose.yml"), "--env-file", str(env), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    # Without the secrets compose refuses to start, naming the missing one.
+    env.write_text(example)
+    done = subprocess.run(
+        [*cli, "-f", str(DOCKER / "docker-compose.yml"), "--env-file", str(env), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "AIRFLOW_" in done.stderr
