@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,9 +19,10 @@ from typing import Any
 import pytest
 import yaml
 from helpers.mapping import FIELDS
+from helpers.smtpsink import self_signed_cert, server_context
 
 from newsmon.errors import NewsmonError
-from newsmon.index.kibana import kibana_import, saved_objects
+from newsmon.index.kibana import kibana_import, saved_objects, tls_context
 
 OBJECTS = saved_objects()
 REPO = Path(__file__).resolve().parents[1]
@@ -130,17 +133,25 @@ class _Kibana(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def kibana() -> Iterator[tuple[str, type[_Kibana]]]:
+@contextmanager
+def _serve(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, type[_Kibana]]]:
     handler = type("Handler", (_Kibana,), {"requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", handler
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def kibana() -> Iterator[tuple[str, type[_Kibana]]]:
+    with _serve() as served:
+        yield served
 
 
 def test_import_request_shape(kibana: tuple[str, type[_Kibana]]) -> None:
@@ -210,3 +221,29 @@ def test_cli_import(kibana: tuple[str, type[_Kibana]], monkeypatch: pytest.Monke
     assert req["path"] == "/s/ops/api/saved_objects/_import?overwrite=true"
     assert req["headers"]["Authorization"].startswith("Basic ")
     assert b"acme-articles" in req["body"]
+
+
+def test_tls_keeps_the_system_trust_store_and_adds_the_es_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kibana behind a certificate the system trusts (here: a CA named by SSL_CERT_FILE, which
+    the default trust store reads) and Kibana behind the Elasticsearch CA both import."""
+    (tmp_path / "system").mkdir()
+    (tmp_path / "es").mkdir()
+    system_cert, system_key = self_signed_cert(tmp_path / "system", "system ca")
+    es_ca, es_key = self_signed_cert(tmp_path / "es", "es ca")
+    monkeypatch.setenv("SSL_CERT_FILE", str(system_cert))
+    assert tls_context(es_ca).cert_store_stats()["x509_ca"] == (
+        ssl.create_default_context().cert_store_stats()["x509_ca"] + 1
+    )
+    ok = {"success": True, "successCount": len(OBJECTS)}
+    for cert, key in ((system_cert, system_key), (es_ca, es_key)):
+        with _serve(server_context(cert, key)) as (url, handler):
+            handler.answer = (200, ok)
+            assert kibana_import(url, ca_certs=es_ca)["successCount"] == len(OBJECTS)
+            assert len(handler.requests) == 1
+    # A certificate neither trusts is still refused, as one line.
+    (tmp_path / "other").mkdir()
+    with _serve(server_context(*self_signed_cert(tmp_path / "other", "other ca"))) as (url, _handler):
+        with pytest.raises(NewsmonError, match=r"cannot reach Kibana.*CERTIFICATE_VERIFY_FAILED"):
+            kibana_import(url, ca_certs=es_ca, timeout=5)

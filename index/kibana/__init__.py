@@ -51,6 +51,18 @@ def _multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
     return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
+def tls_context(ca_certs: Path | None = None) -> ssl.SSLContext:
+    """The system trust store, plus the Elasticsearch CA file when one is set.
+
+    Added, not instead: Kibana may sit behind a public certificate (a reverse proxy) while only
+    Elasticsearch uses the cluster's own CA, or behind that CA as in ``docker/``.
+    """
+    context = ssl.create_default_context()
+    if ca_certs:
+        context.load_verify_locations(cafile=str(ca_certs))
+    return context
+
+
 def kibana_import(
     url: str,
     space: str | None = None,
@@ -73,7 +85,7 @@ def kibana_import(
         token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
-    context = ssl.create_default_context(cafile=str(ca_certs)) if ca_certs else None
+    context = tls_context(ca_certs)
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
             answer: dict[str, Any] = json.load(resp)

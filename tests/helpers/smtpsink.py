@@ -37,15 +37,18 @@ class ReceivedMail:
     received_at: float  # time.time() when the server accepted it
 
 
-def self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost and its key; the cert doubles as the CA file."""
+def self_signed_cert(directory: Path, subject: str = "localhost") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1/localhost and its key; the cert doubles as the CA file.
+
+    ``subject``: its common name; CAs in one trust store need different ones (looked up by name).
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
