@@ -105,6 +105,59 @@ def test_every_reference_resolves() -> None:
     assert {r["type"] for r in dashboard["references"]} == {"visualization", "search"}
 
 
+# Kibana's documented saved-object formats, as 8.19 imports them:
+# - exports since 8.8 carry `coreMigrationVersion` (the last core transform, 8.8.0) and a
+#   per-type `typeMigrationVersion`; the older `migrationVersion: {type: version}` must not be
+#   mixed in (core would skip the transform that reads it);
+# - a type version is a legacy migration version (registered up to 8.10.0; Kibana runs every
+#   later migration of the type on import) or a model version "10.N.0" (8.10+), which an older
+#   Kibana refuses: the files ship legacy versions only, so any 8.10-8.19 Kibana takes them;
+# - these types are importable and exportable in 8.19.
+# https://www.elastic.co/guide/en/kibana/current/saved-objects-api-import.html and Kibana's model
+# version API notes (legacy migrations end with 8.10.0; versions 10.N.0 after).
+LAST_CORE_MIGRATION = (8, 8, 0)
+LAST_LEGACY_MIGRATION = (8, 10, 0)
+IMPORTABLE_TYPES = {"index-pattern", "search", "visualization", "dashboard", "query", "lens"}
+
+
+def _semver(value: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", value)
+    assert match, f"not a x.y.z version: {value!r}"
+    major, minor, patch = (int(g) for g in match.groups())
+    return major, minor, patch
+
+
+def test_migration_versions_are_valid_for_kibana_8_19() -> None:
+    for obj in OBJECTS:
+        where = (obj["type"], obj["id"])
+        assert obj["type"] in IMPORTABLE_TYPES, where
+        assert "migrationVersion" not in obj, where
+        assert _semver(obj["coreMigrationVersion"]) == LAST_CORE_MIGRATION, where
+        assert _semver(obj["typeMigrationVersion"]) <= LAST_LEGACY_MIGRATION, where
+    assert len({(o["type"], o["id"]) for o in OBJECTS}) == len(OBJECTS), "duplicate ids"
+
+
+def test_saved_searches_open_on_a_time_range() -> None:
+    """Without timeRestore Discover opens a saved search on its global default (15 minutes)."""
+    ranges = {}
+    for search in _of_type("search"):
+        attrs = search["attributes"]
+        assert attrs["timeRestore"] is True, attrs["title"]
+        assert re.fullmatch(r"now-\d+[dwMy]", attrs["timeRange"]["from"]), attrs["title"]
+        assert attrs["timeRange"]["to"] == "now", attrs["title"]
+        ranges[attrs["title"]] = attrs["timeRange"]["from"]
+    assert ranges["Export controls: last 7 days"] == "now-7d"
+
+
+def test_saved_query_for_export_control_alerts() -> None:
+    (query,) = _of_type("query")
+    attrs = query["attributes"]
+    assert attrs["query"] == {"query": "alert.export_controls:true", "language": "kuery"}
+    assert attrs["filters"] == [] and attrs["title"]
+    for name, _op in _KQL_FIELD.findall(attrs["query"]["query"]):
+        assert FIELDS[name] == "boolean"
+
+
 def test_prefix_renames_the_data_view_everywhere() -> None:
     objects = saved_objects("acme")
     refs = [r for o in objects for r in o.get("references", []) if r["type"] == "index-pattern"]
