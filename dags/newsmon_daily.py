@@ -1,6 +1,7 @@
 """newsmon_daily: the full crawl (feeds, news sitemaps and list pages) of every enabled
 source, one mapped task per source so one broken site never stops the others; then
-analyse and index everything the crawls delivered, and mail the daily digest.
+analyse and index everything the crawls delivered, mail the daily digest, and roll the
+index over when it is due (on clusters without an ILM policy on it).
 
 The source crawls run side by side on the workers, as many at once as the pool
 ``newsmon_crawl`` has slots. A source whose crawl failed (after its retries) turns the run
@@ -60,6 +61,16 @@ def check_crawls(names: list[str], crawled: list[dict[str, Any]]) -> dict[str, A
     return check(names, crawled[:])
 
 
+# Where the cluster has no ILM policy on the index (the local node), start a new index
+# generation once the current one is old or big enough; with ILM this only reports so.
+@task(execution_timeout=timedelta(minutes=5))
+def roll_over_index() -> dict[str, Any]:
+    from newsmon.airflow_local import airflow_settings
+    from newsmon.pipeline import roll_over_index as roll_over
+
+    return roll_over(airflow_settings())
+
+
 @dag(
     dag_id="newsmon_daily",
     schedule="0 21 * * *",
@@ -76,6 +87,7 @@ def newsmon_daily() -> None:
     crawled = crawl_source.expand(name=names)
     indexed = analyze_and_index()
     crawled >> indexed >> send_alerts.override(task_id="digest")("digest")
+    indexed >> roll_over_index()  # after the day's indexing, beside the digest
     # A leaf beside the digest: a run is red when either fails, and one never hides the other.
     check_crawls(names, crawled)
 

@@ -25,10 +25,14 @@ from elasticsearch import BadRequestError, ConnectionError, ConnectionTimeout, E
 from newsmon.errors import NewsmonError
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import mapping_spec
+from newsmon.index.lifecycle import lifecycle_settings, put_policy
 from newsmon.index.ops import ESUnavailable, Retry, iter_pages, send_bulk
 from newsmon.settings import Settings
 
 TEMPLATE_PRIORITY = 200
+# Analyzer types of index/mapping.json that Elasticsearch's default distribution lacks, and the
+# official plugin that provides each (the local node registers the same names itself).
+ANALYZER_PLUGINS = {"nori": "analysis-nori", "smartcn": "analysis-smartcn"}
 _VERSION_RE = re.compile(r"-articles-v(\d+)-\d+$")
 
 
@@ -63,10 +67,33 @@ def setup_index(
     ``spec`` replaces ``index/mapping.json`` (tests use it to exercise a version change).
     """
     client = client or es_client(settings)
+    spec = spec or mapping_spec()
     try:
-        return _Setup(settings, client, spec or mapping_spec()).run()
+        check_analyzers(settings, client, _plugins_needed(spec))
+        if settings.es_ilm:
+            put_policy(settings, client)
+        return _Setup(settings, client, spec).run()
     except (ConnectionError, ConnectionTimeout) as exc:
         raise ESUnavailable(f"cannot reach Elasticsearch at {settings.es_url}: {exc}") from exc
+
+
+def _plugins_needed(spec: dict[str, Any]) -> dict[str, str]:
+    analyzers = spec["settings"].get("analysis", {}).get("analyzer", {}).values()
+    types = {a["type"] for a in analyzers}
+    return {t: plugin for t, plugin in ANALYZER_PLUGINS.items() if t in types}
+
+
+def check_analyzers(settings: Settings, client: Elasticsearch, plugins: dict[str, str]) -> None:
+    """Fail in one line, naming the plugin to install, when the cluster lacks an analyzer type
+    (instead of index creation failing with "Unknown analyzer type [nori]")."""
+    for analyzer, plugin in plugins.items():
+        try:
+            client.indices.analyze(analyzer=analyzer, text="newsmon")
+        except BadRequestError as exc:
+            raise NewsmonError(
+                f"Elasticsearch at {settings.es_url} has no `{analyzer}` analyzer: install the "
+                f"{plugin} plugin on every node (managed clusters: enable {plugin})"
+            ) from exc
 
 
 class _Setup:
@@ -79,6 +106,11 @@ class _Setup:
         digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         self.meta = {"newsmon_mapping_version": self.version, "newsmon_mapping_hash": digest}
         self.result = SetupResult(alias=self.alias, write_index="", version=self.version)
+        # The lifecycle is the template's business, not the mapping's: turning ILM on or off
+        # updates the template (and the write index's settings) without a mapping update.
+        self.lifecycle = lifecycle_settings(settings)
+        self.index_settings = {**spec["settings"], **self.lifecycle}
+        self.template_meta = {**self.meta, "newsmon_lifecycle": self.lifecycle}
 
     def run(self) -> SetupResult:
         self.result.template_updated = self._put_template()
@@ -94,6 +126,9 @@ class _Setup:
         if newest == self.version:
             self.result.write_index = next((i for i, w in current.items() if w), max(current))
             self._update_mapping()
+            if self.lifecycle and self.result.template_updated:
+                # A generation created before ILM was turned on joins the policy too.
+                self.client.indices.put_settings(index=self.result.write_index, settings=self.lifecycle)
         else:
             self._migrate(sorted(current))
         return self.result
@@ -105,15 +140,15 @@ class _Setup:
             old_meta = found[0]["index_template"].get("_meta", {}) if found else {}
         except NotFoundError:
             old_meta = {}
-        if old_meta == self.meta:
+        if old_meta == self.template_meta:
             return False
         self.client.indices.put_index_template(
             name=name,
             index_patterns=[f"{self.alias}-v*"],
             priority=TEMPLATE_PRIORITY,
             version=self.version,
-            meta=self.meta,
-            template={"settings": self.spec["settings"], "mappings": self._mappings()},
+            meta=self.template_meta,
+            template={"settings": self.index_settings, "mappings": self._mappings()},
         )
         return True
 
@@ -207,28 +242,3 @@ class _Setup:
                 )
             copied += len(hits)
         return copied
-
-
-def rollover(
-    settings: Settings,
-    *,
-    max_age: str | None = None,
-    max_docs: int | None = None,
-    max_primary_shard_size: str | None = None,
-    client: Elasticsearch | None = None,
-) -> str | None:
-    """Start a new write index when any condition holds (always, given none); returns its
-    name, or None when no condition held. The indexer keeps updating documents in the older
-    indices, so rolling over never creates duplicates."""
-    client = client or es_client(settings)
-    conditions = {
-        k: v
-        for k, v in (
-            ("max_age", max_age),
-            ("max_docs", max_docs),
-            ("max_primary_shard_size", max_primary_shard_size),
-        )
-        if v is not None
-    }
-    resp = client.indices.rollover(alias=articles_alias(settings), conditions=conditions or None)
-    return resp["new_index"] if resp["rolled_over"] else None

@@ -8,9 +8,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from newsmon.alerts.cli import RulesPath
 from newsmon.errors import NewsmonError, one_line
@@ -193,6 +195,36 @@ def index_command(
         )
 
 
+class _IndexGroup(TyperGroup):
+    """``newsmon index rollover`` is a subcommand; any other arguments go to ``newsmon index
+    articles``, so ``newsmon index [FILES] [--setup]`` keeps working as it always has."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [DEFAULT_INDEX_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+DEFAULT_INDEX_COMMAND = "articles"
+index_app = typer.Typer(
+    cls=_IndexGroup,
+    help="Set up the index and index articles (`newsmon index [FILES] [--setup]`), or roll it over.",
+)
+
+
+def index_rollover_command(json_out: JsonOpt = False) -> None:
+    """Start a new index generation when the current one is 30 days old or its primary shard
+    holds 50 GB (what the ILM policy does where NEWSMON_ES_ILM is on); newsmon_daily runs it."""
+    from newsmon.index.cli import counts_table, print_json
+    from newsmon.pipeline import roll_over_index
+
+    result = roll_over_index(get_settings())
+    if json_out:
+        print_json(result)
+    else:
+        out.print(counts_table("index rollover", result, "value"))
+
+
 def reprocess_command(
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -255,7 +287,9 @@ def _mount() -> None:
     app.command("extract")(extract_command)
     app.add_typer(sources_app, name="sources")
     app.command("analyze")(analyze_command)
-    app.command("index")(index_command)
+    index_app.command(DEFAULT_INDEX_COMMAND)(index_command)
+    index_app.command("rollover")(index_rollover_command)
+    app.add_typer(index_app, name="index")
     app.command("search")(search_command)
     app.command("stats")(stats_command)
     app.command("reprocess")(reprocess_command)

@@ -199,6 +199,14 @@ def index_inbox(
     return process_inbox(settings, progress=progress, stats=stats, client=client)
 
 
+def roll_over_index(settings: Settings, client: Elasticsearch | None = None) -> dict[str, Any]:
+    """The articles index's scheduled rollover (``newsmon index rollover``, newsmon_daily); a
+    no-op answer where the ILM policy rolls it over."""
+    from newsmon.index.lifecycle import scheduled_rollover
+
+    return scheduled_rollover(settings, client)
+
+
 def analyse_and_index(
     settings: Settings,
     files: list[Path],

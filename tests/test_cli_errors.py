@@ -30,7 +30,8 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "crawl": (["crawl", "--demo", "--quiet", "--out", "{tmp}/crawl.jsonl"], {0}),
     "extract": (["extract", "{page}", "--url", "https://news.example/a/1"], {0}),
     "analyze": (["analyze", "--in", "{articles}", "--out", "{tmp}/analyzed.jsonl"], {0}),
-    "index": (["index", "{analyzed}"], {2}),
+    "index articles": (["index", "{analyzed}"], {2}),  # `newsmon index FILES` is `index articles FILES`
+    "index rollover": (["index", "rollover"], {2}),
     "search": (["search", "수출통제"], {2}),
     "stats": (["stats"], {2}),
     "reprocess": (["reprocess"], {2}),
@@ -144,7 +145,15 @@ def test_command_with_elasticsearch_unreachable(
     assert code in codes, (code, out[-2000:], err[-2000:])
     if code == 2:
         line = _assert_one_error_line(err)
-        if command in ("run", "index", "search", "stats", "reprocess", "alerts run"):
+        if command in (
+            "run",
+            "index articles",
+            "index rollover",
+            "search",
+            "stats",
+            "reprocess",
+            "alerts run",
+        ):
             assert line.startswith("error: ") and "127.0.0.2" in line and "Elasticsearch" in line, line
 
 

@@ -100,7 +100,9 @@ def test_daily_maps_one_crawl_per_source_in_the_crawl_pool(dagbag: Any) -> None:
     check = dag.get_task("check_crawls")
     assert check.trigger_rule == "all_done" and check.retries == 0
     assert check.upstream_task_ids == {"enabled_sources", "crawl_source"}
-    assert {t.task_id for t in dag.leaves} == {"digest", "check_crawls"}
+    # The scheduled rollover (clusters without ILM) follows the day's indexing, beside the digest.
+    assert dag.get_task("roll_over_index").upstream_task_ids == {"analyze_and_index"}
+    assert {t.task_id for t in dag.leaves} == {"digest", "check_crawls", "roll_over_index"}
 
 
 def test_feeds_chain_and_demo_param(dagbag: Any) -> None:

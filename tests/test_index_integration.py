@@ -18,9 +18,10 @@ from newsmon.errors import NewsmonError
 from newsmon.index.bulk import IndexStats, index_articles
 from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import mapping_spec
+from newsmon.index.lifecycle import rollover
 from newsmon.index.ops import Retry
 from newsmon.index.reprocess import reprocess
-from newsmon.index.setup import rollover, setup_index
+from newsmon.index.setup import setup_index
 from newsmon.models import Article, Topic
 from newsmon.settings import Settings
 
