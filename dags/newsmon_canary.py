@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, dag, task
-from newsmon_tasks import DEFAULT_ARGS, START, TAGS, enabled_sources, summary
+from newsmon_tasks import DEFAULT_ARGS, START, TAGS, enabled_sources, notify_failure, summary
 
 
 @task(max_active_tis_per_dag=4, execution_timeout=timedelta(minutes=10))
@@ -63,6 +63,7 @@ def report(names: list[str], checks: list[dict[str, Any]], kept: dict[str, Any] 
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
     default_args=DEFAULT_ARGS,
+    on_failure_callback=notify_failure,
     tags=TAGS,
     doc_md=__doc__,
 )

@@ -26,6 +26,7 @@ from newsmon_tasks import (
     crawl_result,
     enabled_sources,
     log,
+    notify_failure,
     send_alerts,
 )
 
@@ -79,6 +80,7 @@ def roll_over_index() -> dict[str, Any]:
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=12),
     default_args=DEFAULT_ARGS,
+    on_failure_callback=notify_failure,
     tags=TAGS,
     doc_md=__doc__,
 )

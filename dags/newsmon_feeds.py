@@ -11,7 +11,16 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from newsmon_tasks import DEFAULT_ARGS, START, TAGS, analyze_and_index, crawl_result, log, send_alerts
+from newsmon_tasks import (
+    DEFAULT_ARGS,
+    START,
+    TAGS,
+    analyze_and_index,
+    crawl_result,
+    log,
+    notify_failure,
+    send_alerts,
+)
 
 from newsmon.airflow_local import CRAWL_POOL
 
@@ -40,6 +49,7 @@ def crawl_feeds(params: dict[str, Any] | None = None) -> dict[str, Any]:
     max_active_runs=1,  # a slow poll delays the next one instead of piling up runs
     dagrun_timeout=timedelta(minutes=50),
     default_args=DEFAULT_ARGS,
+    on_failure_callback=notify_failure,
     params={"demo": Param(False, type="boolean", description="Crawl the bundled offline demo site.")},
     tags=TAGS,
     doc_md=__doc__,

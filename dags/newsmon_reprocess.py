@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from newsmon_tasks import DEFAULT_ARGS, START, TAGS, log, summary
+from newsmon_tasks import DEFAULT_ARGS, START, TAGS, log, notify_failure, summary
 
 
 @task
@@ -42,6 +42,7 @@ def reprocess_site(site: str | None, params: dict[str, Any] | None = None) -> di
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=notify_failure,
     params={
         "since": Param("7d", type="string", description="From: 2026-05-01, 7d, 24h or now-..."),
         "until": Param("", type="string", description="To (empty: now)."),

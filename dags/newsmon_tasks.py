@@ -33,6 +33,23 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def notify_failure(context: Any) -> None:
+    """Every DAG's on_failure_callback: mail the operators (NEWSMON_ALERT_TO, over the alert
+    SMTP settings) that a run failed, so a red run is never silent. Airflow runs it once per
+    failed run, and logs what it raises."""
+    from newsmon.airflow_local import airflow_settings
+    from newsmon.canary import mail_run_failure
+
+    ti = context.get("ti")
+    mail_run_failure(
+        airflow_settings(),
+        dag_id=context["dag"].dag_id,
+        run_id=str(context["run_id"]),
+        reason=str(context.get("reason") or ""),
+        task_id=getattr(ti, "task_id", None),
+    )
+
+
 def summary(stats: Any) -> dict[str, Any]:
     """The XCom-sized part of a stats object: numbers, short strings, paths and count maps."""
     out: dict[str, Any] = {}

@@ -126,6 +126,29 @@ def check_site(
     return check
 
 
+def _operators_mail(settings: Settings, subject: str, body: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = settings.alert_from
+    msg["To"] = ", ".join(settings.alert_to)
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain="newsmon")
+    msg.set_content(body)
+    return msg
+
+
+def _send_to_operators(settings: Settings, msg: EmailMessage, what: str) -> None:
+    from newsmon.alerts.mailer import SmtpTransport
+
+    if not settings.alert_to:
+        raise NewsmonError(f"{what} but NEWSMON_ALERT_TO is empty: nobody to tell")
+    transport = SmtpTransport(settings)
+    try:
+        transport.send(msg, settings.alert_to)
+    finally:
+        transport.close()
+
+
 def compose_report(settings: Settings, checks: list[SiteCheck], other: list[str]) -> EmailMessage | None:
     """The operators' mail, or None when every site is fine and there is nothing else to say."""
     broken = [c for c in checks if not c.ok]
@@ -137,30 +160,29 @@ def compose_report(settings: Settings, checks: list[SiteCheck], other: list[str]
         lines += [f"    - {p}" for p in c.problems]
     if other:
         lines += ["", "Data dir:"] + [f"  - {line}" for line in other]
-    msg = EmailMessage()
-    msg["Subject"] = f"[newsmon canary] {len(broken)} of {len(checks)} sites broken" + (
+    subject = f"[newsmon canary] {len(broken)} of {len(checks)} sites broken" + (
         f", {len(other)} data-dir warnings" if other else ""
     )
-    msg["From"] = settings.alert_from
-    msg["To"] = ", ".join(settings.alert_to)
-    msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = make_msgid(domain="newsmon")
-    msg.set_content("\n".join(lines) + "\n")
-    return msg
+    return _operators_mail(settings, subject, "\n".join(lines) + "\n")
 
 
 def mail_operators(settings: Settings, checks: list[SiteCheck], other: list[str]) -> bool:
     """Mail the report to ``NEWSMON_ALERT_TO`` if there is anything to report; True if mailed."""
-    from newsmon.alerts.mailer import SmtpTransport
-
     msg = compose_report(settings, checks, other)
     if msg is None:
         return False
-    if not settings.alert_to:
-        raise NewsmonError("canary: sites are broken but NEWSMON_ALERT_TO is empty: nobody to tell")
-    transport = SmtpTransport(settings)
-    try:
-        transport.send(msg, settings.alert_to)
-    finally:
-        transport.close()
+    _send_to_operators(settings, msg, "canary: sites are broken")
     return True
+
+
+def mail_run_failure(
+    settings: Settings, dag_id: str, run_id: str, reason: str, task_id: str | None = None
+) -> EmailMessage:
+    """Tell the operators that a DAG run failed (the DAGs' on_failure_callback); returns the mail."""
+    lines = [f"The Airflow run {run_id} of {dag_id} failed: {reason or 'no reason given'}."]
+    if task_id:
+        lines.append(f"The last task that ran: {task_id}.")
+    lines += ["", "Its task logs are in the Airflow UI."]
+    msg = _operators_mail(settings, f"[newsmon] {dag_id} run failed", "\n".join(lines) + "\n")
+    _send_to_operators(settings, msg, f"{dag_id}: a run failed")
+    return msg

@@ -64,6 +64,8 @@ def test_common_policies(dagbag: Any) -> None:
         assert dag.catchup is False, dag.dag_id
         assert dag.max_active_runs == 1, dag.dag_id
         assert "newsmon" in dag.tags
+        # A failed run mails the operators (tests/test_dag_failure_mail.py runs one).
+        assert getattr(dag.on_failure_callback, "__name__", None) == "notify_failure", dag.dag_id
         for task in dag.tasks:
             assert task.execution_timeout is not None, task.task_id
             # The canary's report mails; a retry would mail twice. check_crawls has nothing to retry.
