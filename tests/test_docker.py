@@ -244,3 +244,15 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode != 0 and "AIRFLOW_" in done.stderr
+
+
+def test_snapshot_repository_path_is_a_volume_elasticsearch_can_write() -> None:
+    services = _compose()["services"]
+    repo = services["elasticsearch"]["environment"]["path.repo"]
+    volume = next(v.split(":")[0] for v in services["elasticsearch"]["volumes"] if v.split(":")[1] == repo)
+    assert volume in _compose()["volumes"]
+    # A new named volume's mount point belongs to root; the setup service hands it to uid 1000.
+    setup = services["setup"]
+    (mounted,) = [v.split(":")[1] for v in setup["volumes"] if v.startswith(f"{volume}:")]
+    assert mounted == repo
+    assert f"chown 1000:0 {Path(repo).name}" in _command(setup)
