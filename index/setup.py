@@ -83,10 +83,32 @@ def _plugins_needed(spec: dict[str, Any]) -> dict[str, str]:
     return {t: plugin for t, plugin in ANALYZER_PLUGINS.items() if t in types}
 
 
+def nodes_without(plugin: str, nodes_plugins: dict[str, Any]) -> list[str]:
+    """Names of the nodes that lack ``plugin`` while other nodes have it (a ``_nodes/plugins``
+    answer): index shards on those nodes could not be allocated. Empty when every node or no
+    node has it (the local node provides the analyzers through its own plugin)."""
+    nodes = nodes_plugins.get("nodes", {}).values()
+    has = [plugin in {p["name"] for p in node.get("plugins", [])} for node in nodes]
+    if all(has) or not any(has):
+        return []
+    return sorted(node.get("name", "?") for node, ok in zip(nodes, has, strict=True) if not ok)
+
+
 def check_analyzers(settings: Settings, client: Elasticsearch, plugins: dict[str, str]) -> None:
     """Fail in one line, naming the plugin to install, when the cluster lacks an analyzer type
-    (instead of index creation failing with "Unknown analyzer type [nori]")."""
+    or some of its nodes lack the plugin (instead of index creation failing with "Unknown
+    analyzer type [nori]", or shards that cannot be allocated)."""
+    # A user without the `monitor` privilege gets 403 here: then only _analyze checks.
+    nodes_plugins = client.options(ignore_status=403).nodes.info(
+        metric="plugins", filter_path="nodes.*.name,nodes.*.plugins.name"
+    )
     for analyzer, plugin in plugins.items():
+        missing_on = nodes_without(plugin, nodes_plugins.body)
+        if missing_on:
+            raise NewsmonError(
+                f"Elasticsearch at {settings.es_url}: nodes {', '.join(missing_on)} lack the {plugin} "
+                f"plugin that the other nodes have: install it there"
+            )
         try:
             client.indices.analyze(analyzer=analyzer, text="newsmon")
         except BadRequestError as exc:

@@ -24,7 +24,7 @@ from newsmon.index.lifecycle import (
     scheduled_rollover,
 )
 from newsmon.index.search import Filters, article_stats, search_articles
-from newsmon.index.setup import ANALYZER_PLUGINS, check_analyzers, setup_index
+from newsmon.index.setup import ANALYZER_PLUGINS, check_analyzers, nodes_without, setup_index
 from newsmon.settings import Settings, load_settings
 
 
@@ -134,3 +134,15 @@ def test_a_missing_analysis_plugin_is_named(es: Settings, client: Elasticsearch)
     check_analyzers(es, client, ANALYZER_PLUGINS)  # the local node has nori and smartcn
     with pytest.raises(NewsmonError, match="no `kuromoji` analyzer: install the analysis-kuromoji plugin"):
         check_analyzers(es, client, {"kuromoji": "analysis-kuromoji"})
+
+
+def test_nodes_missing_a_plugin_the_others_have_are_named() -> None:
+    def node(name: str, *plugins: str) -> dict:
+        return {"name": name, "plugins": [{"name": p} for p in plugins]}
+
+    answer = {"nodes": {"a1": node("es01", "analysis-nori"), "b2": node("es02"), "c3": node("es03")}}
+    assert nodes_without("analysis-nori", answer) == ["es02", "es03"]
+    everywhere = {"nodes": {"a1": node("es01", "analysis-nori"), "b2": node("es02", "analysis-nori")}}
+    assert nodes_without("analysis-nori", everywhere) == []
+    # No node lists it (the local node's own plugin, a bundled distribution): _analyze decides.
+    assert nodes_without("analysis-nori", {"nodes": {"a1": node("local", "newsmon-local")}}) == []
