@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Tries of one Elasticsearch request through an outage, pausing 1 s, 2 s, 4 s ... (at most
     # 30 s) between them; then the indexer spools what it could not write.
     es_retries: int = 6
+    # How many nodes `newsmon es start` runs on this machine: 1 is the single-node default; 3
+    # forms a small cluster (NEWSMON_ES_URL's port and the next ones) to try replicas and failover.
+    es_nodes: int = 1
     data_dir: Path = Path("./var")
     sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
@@ -134,6 +137,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "es_retries",
+        "es_nodes",
         "alert_flood_threshold",
         "crawl_max_child_sitemaps",
         "crawl_max_sitemap_urls",
