@@ -346,9 +346,16 @@ def _version(settings: Settings) -> str | None:
 
 
 def status(settings: Settings) -> NodeStatus:
-    """The node at NEWSMON_ES_URL (the single node, or node 1 of a local cluster)."""
+    """The node at NEWSMON_ES_URL (the single node, or node 1 of a local cluster); when that
+    node of a local cluster is down, the first of its other nodes that answers."""
     pid = _url_pid(settings) if settings.es_is_local else None
     health = _cluster_health(settings)
+    if not health and settings.es_is_local:
+        for member in cluster_members(settings):
+            other = settings.model_copy(update={"es_url": member.url})
+            if health := _cluster_health(other):
+                settings, pid = other, member.pid
+                break
     state = health.get("status") if isinstance(health.get("status"), str) else None
     return NodeStatus(
         running=state is not None or pid is not None,
@@ -363,10 +370,9 @@ def status(settings: Settings) -> NodeStatus:
 
 def _url_pid(settings: Settings) -> int | None:
     """Our live node serving NEWSMON_ES_URL: the single node, else cluster node 1."""
+    homes = _cluster_homes(settings)
     pid = _managed_pid(settings.layout.es)
-    if pid is None and _cluster_homes(settings):
-        pid = _managed_pid(_cluster_homes(settings)[0])
-    return pid
+    return pid if pid is not None or not homes else _managed_pid(homes[0])
 
 
 def cluster_members(settings: Settings) -> list[MemberStatus]:
