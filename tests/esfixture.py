@@ -46,12 +46,14 @@ def start_test_node(tmp_dir: Path, timeout: float = 300.0) -> Settings:
 
 def start_test_cluster(tmp_dir: Path, nodes: int = 3, timeout: float = 300.0) -> Settings:
     """Start a local cluster of ``nodes`` with its data in ``tmp_dir`` on free ports; the
-    settings point at node 1 (``NEWSMON_TEST_ES_URL`` is not used: the caller kills nodes)."""
+    settings point at node 1 and clients from them know every node (``NEWSMON_TEST_ES_URL``
+    is not used: the caller kills nodes)."""
     last: ESNodeError | None = None
     for _ in range(3):  # as above: a picked port can be taken before the node binds it
-        settings = Settings(es_url=f"http://127.0.0.1:{_free_port_run(nodes)}", data_dir=tmp_dir)
+        url = f"http://127.0.0.1:{_free_port_run(nodes)}"
+        settings = Settings(es_url=url, data_dir=tmp_dir, es_nodes=nodes)
         try:
-            esnode.start(settings, timeout, nodes=nodes, watch_pid=os.getpid())
+            esnode.start(settings, timeout, watch_pid=os.getpid())
             return settings
         except ESNodeError as exc:
             if "already in use" not in str(exc) and "bind" not in str(exc).lower():
