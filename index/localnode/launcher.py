@@ -17,14 +17,9 @@ nodes instead, each its own JVM with its own home under ``<data_dir>/es-cluster/
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -38,13 +33,22 @@ from newsmon.errors import ESNodeError
 from newsmon.index.localnode.build import (
     CDS_DIR,
     CDS_ENV,
-    MAIN_CLASS,
     LocalNode,
     ensure_built,
     find_java,
     java_command,
     local_nodes,
     wait_lock,
+)
+from newsmon.index.localnode.procs import (
+    free_port,
+    last_log_line,
+    lock_holder,
+    managed_pid,
+    pid_alive,
+    port_in_use,
+    read_pid_file,
+    terminate,
 )
 from newsmon.settings import Settings
 
@@ -99,13 +103,6 @@ def _cds_archive(java: str) -> Path:
     st = os.stat(real)
     key = hashlib.sha1(f"{real}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
     return CDS_DIR / f"node-{key}.jsa"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _request(settings: Settings, method: str, path: str, body: dict | None = None) -> None:
@@ -185,127 +182,6 @@ def _train(settings: Settings, node: LocalNode, proc: subprocess.Popen) -> str:
     return ""
 
 
-# --- processes --------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _is_our_node(pid: int) -> bool:
-    """A live process running our launcher (guards against a reused pid)."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        return MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def read_pid_file(path: Path) -> tuple[int | None, str | None]:
-    """(pid, url) from a pid file ('<pid>\\n<url>\\n'); (None, None) if absent or garbled."""
-    try:
-        lines = path.read_text().split()
-    except OSError:
-        return None, None
-    if not lines or not lines[0].isdigit():
-        return None, None
-    return int(lines[0]), (lines[1] if len(lines) > 1 else None)
-
-
-def _managed_pid(home: Path) -> int | None:
-    """The pid of our node living in ``home``, removing a stale pid file on the way."""
-    path = home / "node.pid"
-    pid, _ = read_pid_file(path)
-    if pid is not None and _is_our_node(pid):
-        return pid
-    if path.exists():
-        path.unlink(missing_ok=True)  # stale: the process is gone (or the pid now belongs to something else)
-    return None
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _lock_holder(lock: Path) -> int | None:
-    """The pid holding a POSIX lock on ``lock`` (ES's node.lock), or None if it is free."""
-    if not lock.exists():
-        return None
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                return None
-        else:
-            fcntl.lockf(fd, fcntl.LOCK_UN)
-            return None
-        inode = os.fstat(fd).st_ino
-    finally:
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/locks").read_text().splitlines():
-            parts = line.split()
-            # "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
-            if len(parts) >= 6 and parts[4].isdigit() and parts[5].rsplit(":", 1)[-1] == str(inode):
-                return int(parts[4])
-    return -1  # held, holder unknown
-
-
-# The JVM's closing words after a bad option etc.; the line before them says what went wrong.
-_JVM_BOILERPLATE = (
-    "Error: Could not create the Java Virtual Machine.",
-    "Error: A fatal exception has occurred. Program will exit.",
-)
-
-
-def last_log_line(*paths: Path) -> str:
-    """The most telling line of a failed start: the launcher's 'failed to start', an error, else the last."""
-    for path in paths:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        lines = [
-            ln.strip()
-            for ln in text.splitlines()
-            if ln.strip()
-            and not ln.startswith(("#", "\t", " "))  # our command line echo, stack frames
-            and ln.strip() not in _JVM_BOILERPLATE
-        ]
-        if not lines:
-            continue
-        for ln in reversed(lines):
-            if "newsmon-node: failed to start:" in ln:
-                return ln.split("failed to start:", 1)[1].strip()
-        for ln in reversed(lines):
-            if "[ERROR]" in ln or ln.startswith(("Error", "Exception", "Caused by:")):
-                return ln
-        return lines[-1]
-    return "(no log output)"
-
-
 # --- HTTP -------------------------------------------------------------------------------------
 
 
@@ -371,15 +247,15 @@ def status(settings: Settings) -> NodeStatus:
 def _url_pid(settings: Settings) -> int | None:
     """Our live node serving NEWSMON_ES_URL: the single node, else cluster node 1."""
     homes = _cluster_homes(settings)
-    pid = _managed_pid(settings.layout.es)
-    return pid if pid is not None or not homes else _managed_pid(homes[0])
+    pid = managed_pid(settings.layout.es)
+    return pid if pid is not None or not homes else managed_pid(homes[0])
 
 
 def cluster_members(settings: Settings) -> list[MemberStatus]:
     """The live nodes of a local cluster under this data dir (stale pid files are removed)."""
     members = []
     for home in _cluster_homes(settings):
-        pid = _managed_pid(home)
+        pid = managed_pid(home)
         if pid is not None:
             _, url = read_pid_file(home / "node.pid")
             members.append(MemberStatus(home.name, pid, url or "?"))
@@ -418,7 +294,7 @@ def start(
             for node in wanted:
                 _make_home(node)
                 locks.enter_context(wait_lock(node.home / "start.lock"))
-                pid = _managed_pid(node.home)
+                pid = managed_pid(node.home)
                 if pid is not None:
                     _, url = read_pid_file(node.pid_file)
                     if url and url != node.url:
@@ -439,7 +315,7 @@ def start(
         except ESNodeError:
             # don't leave half-started nodes behind (ones found running are left alone)
             ours = [(node, pid) for node, pid, proc in launched if proc is not None]
-            _terminate([pid for _, pid in ours], 20.0)
+            terminate([pid for _, pid in ours], 20.0)
             for node, _ in ours:
                 node.pid_file.unlink(missing_ok=True)
             raise
@@ -460,7 +336,7 @@ def _refuse_other_mode(settings: Settings, count: int) -> None:
                 f"a local cluster of {len(members)} node(s) runs on this data dir; "
                 "stop it first (newsmon es stop) or start it with --nodes"
             )
-    elif (pid := _managed_pid(settings.layout.es)) is not None:
+    elif (pid := managed_pid(settings.layout.es)) is not None:
         raise ESNodeError(
             f"the single local node (pid {pid}) runs on this data dir; stop it first (newsmon es stop)"
         )
@@ -468,14 +344,14 @@ def _refuse_other_mode(settings: Settings, count: int) -> None:
 
 def _check_free(settings: Settings, node: LocalNode) -> None:
     """Refuse to start ``node`` on a taken port or a data dir locked by another process."""
-    if _port_in_use(node.host, node.http_port):
+    if port_in_use(node.host, node.http_port):
         is_es = _health(_at(settings, node), timeout=2.0) is not None
         what = "an Elasticsearch node not started by newsmon" if is_es else "another program"
         raise ESNodeError(
             f"port {node.http_port} on {node.host} is already in use by {what}; "
             "stop it or set NEWSMON_ES_URL to another port"
         )
-    holder = _lock_holder(node.home / "data" / "node.lock")
+    holder = lock_holder(node.home / "data" / "node.lock")
     if holder is not None:
         who = f"process {holder}" if holder > 0 else "another process"
         raise ESNodeError(
@@ -512,7 +388,7 @@ def _wait_ready(
 ) -> None:
     """Wait until ``node`` (at ``settings.es_url``) answers yellow or green health."""
     while True:
-        exited = proc.poll() is not None if proc is not None else not _pid_alive(pid)
+        exited = proc.poll() is not None if proc is not None else not pid_alive(pid)
         if exited:
             node.pid_file.unlink(missing_ok=True)
             code = f" (exit code {proc.returncode})" if proc is not None else ""
@@ -532,35 +408,14 @@ def _wait_ready(
         time.sleep(0.5)
 
 
-def _terminate(pids: list[int], timeout: float) -> None:
-    """SIGTERM (a node closes cleanly: flushes shards, releases node.lock), SIGKILL after ``timeout``.
-
-    All are signalled first and then waited for, so that a cluster's nodes stop together.
-    """
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(_pid_alive(pid) for pid in pids):
-        if time.monotonic() >= deadline:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            kill_deadline = time.monotonic() + 10
-            while any(_pid_alive(pid) for pid in pids) and time.monotonic() < kill_deadline:
-                time.sleep(0.1)
-            return
-        time.sleep(0.2)
-
-
 def stop(settings: Settings, timeout: float = 60.0) -> bool:
     """Stop every node :func:`start` started on this data dir (the single node, or all nodes
     of a cluster); False if none was running (no live pid file)."""
     homes = [settings.layout.es, *_cluster_homes(settings)]
-    running = {home: pid for home in homes if (pid := _managed_pid(home)) is not None}
+    running = {home: pid for home in homes if (pid := managed_pid(home)) is not None}
     if not running:
         return False
-    _terminate(list(running.values()), timeout)
+    terminate(list(running.values()), timeout)
     for home in running:
         (home / "node.pid").unlink(missing_ok=True)
     return True
@@ -568,7 +423,7 @@ def stop(settings: Settings, timeout: float = 60.0) -> bool:
 
 def ensure_running(settings: Settings) -> bool:
     """Start the local node(s) if NEWSMON_ES_URL is local and nothing listens there; True if started."""
-    if not settings.es_is_local or _port_in_use(settings.es_host, settings.es_port):
+    if not settings.es_is_local or port_in_use(settings.es_host, settings.es_port):
         return False
     start(settings)
     return True
