@@ -20,6 +20,7 @@ from helpers.articles import make_article
 from typer.testing import CliRunner
 
 from newsmon.cli import app
+from newsmon.errors import ESNodeError
 from newsmon.index.bulk import index_articles
 from newsmon.index.client import es_client
 from newsmon.index.localnode import launcher as esnode
@@ -60,6 +61,9 @@ def test_killing_the_primary_node_mid_bulk_loses_nothing(tmp_path: Path) -> None
         members = esnode.cluster_members(settings)
         assert [m.url for m in members] == [n.url for n in nodes.values()]
         assert len({m.pid for m in members}) == NODES  # a JVM each
+        # the single node would share node 1's port: refused while the cluster runs
+        with pytest.raises(ESNodeError, match=f"a local cluster of {NODES} node"):
+            esnode.start(settings, nodes=1)
         client = es_client(settings)
         assert client.cluster.health()["number_of_nodes"] == NODES
         index = setup_index(settings, client).write_index

@@ -343,6 +343,10 @@ def test_stop_start_keeps_data_and_guards_the_data_dir(tmp_path: Path) -> None:
         assert es_client(settings).count(index="newsmon-test-persist")["count"] == 1
         # start again: the same node, no second JVM
         assert esnode.start(settings).pid == st.pid
+        # a cluster on the same data dir would take the single node's port: refused, no JVM started
+        with pytest.raises(ESNodeError, match=rf"the single local node \(pid {st.pid}\) runs"):
+            esnode.start(settings, nodes=3)
+        assert esnode.cluster_members(settings) == []
 
         # the same data dir on another port: refused with a clear message, before any JVM starts
         other = Settings(es_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path)

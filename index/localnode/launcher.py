@@ -286,8 +286,7 @@ def start(
     _refuse_other_mode(settings, count)
     lib_dir = ensure_built()
     java, java_version = find_java()
-    cds = ensure_cds_archive(java, java_version, lib_dir)  # a training run on first use after a build
-    extra = [f"-XX:SharedArchiveFile={cds}"] if cds is not None else []
+    extra: list[str] | None = None  # JVM flags, settled when the first node is launched
     launched: list[tuple[LocalNode, int, subprocess.Popen | None]] = []
     with ExitStack() as locks:
         try:
@@ -305,6 +304,9 @@ def start(
                     launched.append((node, pid, None))  # already ours: just make sure it is healthy
                     continue
                 _check_free(settings, node)
+                if extra is None:
+                    cds = ensure_cds_archive(java, java_version, lib_dir)  # a training run after a build
+                    extra = [f"-XX:SharedArchiveFile={cds}"] if cds is not None else []
                 cmd = java_command(node, java, java_version, lib_dir, watch_pid=watch_pid, extra=extra)
                 proc = _launch(node, cmd)
                 launched.append((node, proc.pid, proc))
