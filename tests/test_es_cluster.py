@@ -3,9 +3,9 @@ replica, the node holding its primary killed (SIGKILL) during bulk indexing, not
 green again once the node is restarted.
 
 The indexer's client knows all three nodes and spreads requests over them, so the killed
-node is also one that coordinates some of the bulk requests: both a request cut off at the
-node it was sent to (the client retries it on another node) and a primary failing under a
-surviving coordinator (ES promotes the replica and sends the writes there) happen."""
+node holds the primary (a surviving coordinator must send the writes to the promoted replica)
+and may also be coordinating a bulk request when it dies (the client then retries that request
+on another node; seen in the transport's log of a run with live logging)."""
 
 from __future__ import annotations
 
