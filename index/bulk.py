@@ -9,7 +9,10 @@ behind the alias so documents in rolled-over indices are found too), then
   conditional on the ``_seq_no``/``_primary_term`` just read (409 if it moved meanwhile).
 
 No painless is needed, and concurrent writers cannot lose updates or make duplicates: a
-409 sends the article round again with a fresh read. Documents Elasticsearch rejects for
+409 sends the article round again with a fresh read. That read also tells apart our own
+write whose answer was lost (a node died mid-bulk, and the bulk was retried or replayed on
+the promoted replica): the stored copy carries the ``indexed`` stamp we sent, so it counts as
+created / updated, not unchanged. Documents Elasticsearch rejects for
 good go to the dead-letter file; when it is down or keeps refusing, articles go to the
 spool and are replayed (first) by the next run.
 """
@@ -49,6 +52,13 @@ class IndexStats:
     def add(self, other: IndexStats) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def count_written(self, result: str) -> None:
+        """One document written: ``result`` is the bulk item's ("created", "updated", ...)."""
+        if result == "created":
+            self.created += 1
+        else:
+            self.updated += 1
 
 
 def content_changed(doc: dict[str, Any], stored: dict[str, Any]) -> bool:
@@ -91,9 +101,10 @@ class Writer:
         """Write one chunk (its ids unique); never raises for ES being down."""
         result = ChunkResult()
         pending = {a.id: a for a in articles}
+        sent: dict[str, tuple[str, str]] = {}  # id -> (``indexed`` stamp of our last write, its result)
         try:
             for attempt in range(self.retry.attempts):
-                pending, transient = self._round(pending, result.stats, fresh_indices=attempt > 0)
+                pending, transient = self._round(pending, result.stats, sent, fresh_indices=attempt > 0)
                 if not pending:
                     break
                 if transient:
@@ -105,10 +116,16 @@ class Writer:
         return result
 
     def _round(
-        self, pending: dict[str, Article], stats: IndexStats, *, fresh_indices: bool
+        self,
+        pending: dict[str, Article],
+        stats: IndexStats,
+        sent_before: dict[str, tuple[str, str]],
+        *,
+        fresh_indices: bool,
     ) -> tuple[dict[str, Article], bool]:
         """One read-plan-write round: the articles to send round again, and whether any of
-        them failed for a transient reason (rather than a conflict)."""
+        them failed for a transient reason (rather than a conflict). ``sent_before`` records
+        what each write sent, for telling our own lost-answer writes from others'."""
         stored = self._lookup(list(pending), fresh_indices)
         now = utcnow()
         ops: list[dict[str, Any]] = []
@@ -121,7 +138,11 @@ class Writer:
             if hit is None:
                 ops.append({"create": {"_index": self.alias, "_id": article.id, "require_alias": True}})
             elif not self.changed(doc, source):
-                unchanged += 1
+                ours = sent_before.get(article.id)
+                if ours and source.get("indexed") == ours[0]:
+                    stats.count_written(ours[1])  # an earlier round's write landed; its answer did not
+                else:
+                    unchanged += 1
                 continue
             else:
                 ops.append(
@@ -136,16 +157,14 @@ class Writer:
                 )
             ops.append(doc)
             sent.append(article)
+            sent_before[article.id] = (doc["indexed"], "created" if hit is None else "updated")
         items = send_bulk(self.client, ops, self.retry) if ops else []
         stats.unchanged += unchanged
         again: dict[str, Article] = {}
         transient = False
         for article, item in zip(sent, items, strict=True):
             if item.ok:
-                if item.result == "created":
-                    stats.created += 1
-                else:
-                    stats.updated += 1
+                stats.count_written(item.result)
             elif item.conflict or item.transient:
                 again[article.id] = article
                 transient = transient or item.transient
@@ -261,7 +280,9 @@ def index_articles(
     client = client or es_client(settings)
     retry = retry or Retry(attempts=settings.es_retries)
     dead = DeadLetters(settings)
-    writer = Writer(settings, client, retry=retry, dead=dead, stored_fields=["content_hash", "first_seen"])
+    writer = Writer(
+        settings, client, retry=retry, dead=dead, stored_fields=["content_hash", "first_seen", "indexed"]
+    )
     with Spool(settings) as spool, ThreadPoolExecutor(concurrency, thread_name_prefix="newsmon-bulk") as pool:
         run = _Run(writer, spool, pool, concurrency, progress)
         run.down = not _ensure_alias(settings, client, retry)

@@ -6,6 +6,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from newsmon.index.localnode.build import local_nodes
 from newsmon.settings import Settings
 
 # Bulk requests of a few hundred CJK articles run through four analyzers each, so give them
@@ -18,7 +19,9 @@ def es_client(settings: Settings, **overrides: Any) -> Elasticsearch:
     """A client for ``settings.es_url`` with auth and CA from settings.
 
     The transport retries a request on connection errors, timeouts and 429/502/503/504
-    (immediately, against the same node); the indexer adds backoff and a disk spool on top.
+    (immediately, against the next node it knows); the indexer adds backoff and a disk spool
+    on top. For a local cluster (NEWSMON_ES_NODES > 1) it knows every node, so that one node
+    dying costs a retry on another rather than an outage.
     """
     options: dict[str, Any] = {
         "request_timeout": REQUEST_TIMEOUT_S,
@@ -32,7 +35,10 @@ def es_client(settings: Settings, **overrides: Any) -> Elasticsearch:
     if settings.es_ca_certs:
         options["ca_certs"] = str(settings.es_ca_certs)
     options.update(overrides)
-    return Elasticsearch(settings.es_url, **options)
+    hosts = [settings.es_url]
+    if settings.es_nodes > 1 and settings.es_is_local:
+        hosts = [node.url for node in local_nodes(settings, settings.es_nodes)]
+    return Elasticsearch(hosts, **options)
 
 
 def articles_alias(settings: Settings) -> str:

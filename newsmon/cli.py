@@ -6,7 +6,7 @@ import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -18,6 +18,9 @@ from newsmon.alerts.cli import RulesPath
 from newsmon.errors import NewsmonError, one_line
 from newsmon.index.cli import JsonOpt, SinceOpt, SiteOpt, UntilOpt
 from newsmon.settings import get_settings
+
+if TYPE_CHECKING:  # the launcher is imported where a command needs it
+    from newsmon.index.localnode.launcher import MemberStatus
 
 app = typer.Typer(
     help="newsmon: crawl, analyse, index and alert on Korean and Chinese tech news.",
@@ -38,19 +41,30 @@ out = Console()
 
 
 @es_app.command("start")
-def es_start() -> None:
-    """Start the local node on NEWSMON_ES_URL's port; data under NEWSMON_DATA_DIR/es."""
+def es_start(
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes",
+            min=1,
+            help="Nodes to run as one cluster on this machine (default NEWSMON_ES_NODES, 1).",
+        ),
+    ] = None,
+) -> None:
+    """Start the local node on NEWSMON_ES_URL's port (a cluster: that port and the next ones);
+    data under NEWSMON_DATA_DIR/es (a cluster: NEWSMON_DATA_DIR/es-cluster)."""
     from newsmon.index.localnode import launcher as esnode
 
     settings = get_settings()
     with console.status(f"starting Elasticsearch at {settings.es_url} ..."):
-        st = esnode.start(settings)
+        st = esnode.start(settings, nodes=nodes)
     out.print(f"Elasticsearch {st.version or ''} running at {st.url} (pid {st.pid}, health {st.health})")
+    _print_members(esnode.cluster_members(settings))
 
 
 @es_app.command("stop")
 def es_stop() -> None:
-    """Stop the local node started by `newsmon es start`."""
+    """Stop the local node, or every node of the local cluster, started by `newsmon es start`."""
     from newsmon.index.localnode import launcher as esnode
 
     if esnode.stop(get_settings()):
@@ -61,16 +75,24 @@ def es_stop() -> None:
 
 @es_app.command("status")
 def es_status() -> None:
-    """Show whether the node is running and its health."""
+    """Show whether the node is running and its health (and each node of a local cluster)."""
     from newsmon.index.localnode import launcher as esnode
 
-    st = esnode.status(get_settings())
+    settings = get_settings()
+    st = esnode.status(settings)
     if st.running:
         who = f"pid {st.pid}" if st.managed else "not started by newsmon"
-        out.print(f"running at {st.url} ({who}), health {st.health}, version {st.version}")
+        size = f", {st.nodes} nodes" if st.nodes and st.nodes > 1 else ""
+        out.print(f"running at {st.url} ({who}), health {st.health}{size}, version {st.version}")
+        _print_members(esnode.cluster_members(settings))
     else:
         out.print(f"not running at {st.url}")
         raise typer.Exit(3)
+
+
+def _print_members(members: list[MemberStatus]) -> None:
+    for m in members:
+        out.print(f"  {m.name}: pid {m.pid}, {m.url}")
 
 
 # --- main job -----------------------------------------------------------------------------

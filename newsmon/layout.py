@@ -76,6 +76,11 @@ class DataDir:
         return self.root.resolve() / "es"
 
     @property
+    def es_cluster(self) -> Path:
+        """The homes of a local multi-node cluster's nodes (``node-1``, ``node-2``, ...)."""
+        return self.root.resolve() / "es-cluster"
+
+    @property
     def airflow(self) -> Path:
         return self.root.resolve() / "airflow"
 

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # without ILM (the local node, which has no x-pack) keep it off.
     es_ilm: bool = False
     es_ilm_delete_after: str | None = None  # e.g. 730d; None: indices are never deleted
+    # How many nodes `newsmon es start` runs on this machine: 1 is the single-node default; 3
+    # forms a small cluster (NEWSMON_ES_URL's port and the next ones) to try replicas and failover.
+    es_nodes: int = 1
     data_dir: Path = Path("./var")
     sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
@@ -141,6 +144,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "es_retries",
+        "es_nodes",
         "alert_flood_threshold",
         "crawl_max_child_sitemaps",
         "crawl_max_sitemap_urls",

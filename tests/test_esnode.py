@@ -93,7 +93,8 @@ def test_maven_error_picks_the_cause() -> None:
 def test_java_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEWSMON_ES_HEAP", raising=False)
     s = Settings(es_url="http://localhost:9311", data_dir=tmp_path)
-    cmd = build.java_command(s, "/usr/bin/java", 17, Path("/lib"))
+    (node,) = build.local_nodes(s)
+    cmd = build.java_command(node, "/usr/bin/java", 17, Path("/lib"))
     home = tmp_path.resolve() / "es"
     assert cmd[0] == "/usr/bin/java" and "-Xmx1g" in cmd
     assert cmd[cmd.index("-cp") + 1] == "/lib/*"
@@ -101,11 +102,38 @@ def test_java_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert f"-Epath.data={home / 'data'}" in cmd
     assert "-Ehttp.port=9311" in cmd and "-Enetwork.host=localhost" in cmd
     assert not any("native-access" in c for c in cmd)
-    assert "--enable-native-access=ALL-UNNAMED" in build.java_command(s, "java", 21, Path("/lib"))
+    assert "--enable-native-access=ALL-UNNAMED" in build.java_command(node, "java", 21, Path("/lib"))
     monkeypatch.setenv("NEWSMON_ES_JAVA_OPTS", "-XX:TieredStopAtLevel=1 -Dx='a b'")
-    cmd = build.java_command(s, "java", 17, Path("/lib"), extra=["-XX:SharedArchiveFile=/a.jsa"])
+    cmd = build.java_command(node, "java", 17, Path("/lib"), extra=["-XX:SharedArchiveFile=/a.jsa"])
     flags = cmd[: cmd.index("-cp")]
     assert flags[-3:] == ["-XX:SharedArchiveFile=/a.jsa", "-XX:TieredStopAtLevel=1", "-Dx=a b"]
+
+
+def test_local_nodes_single_and_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSMON_ES_HEAP", raising=False)
+    s = Settings(es_url="http://127.0.0.1:9400", data_dir=tmp_path)
+    (single,) = build.local_nodes(s)
+    assert (single.home, single.url, single.es_settings) == (tmp_path.resolve() / "es", s.es_url, ())
+    assert "-Xmx1g" in build.java_command(single, "java", 17, Path("/lib"))
+
+    nodes = build.local_nodes(s, 3)
+    assert [n.url for n in nodes] == [f"http://127.0.0.1:{p}" for p in (9400, 9401, 9402)]
+    assert [n.home for n in nodes] == [tmp_path.resolve() / "es-cluster" / f"node-{i}" for i in (1, 2, 3)]
+    assert len({n.pid_file for n in nodes}) == 3
+    cmd = build.java_command(nodes[1], "java", 17, Path("/lib"))
+    assert "-Xmx512m" in cmd and "-Enode.name=newsmon-local-2" in cmd and "-Ehttp.port=9401" in cmd
+    assert "-Etransport.port=9501" in cmd and "-Ediscovery.type=multi-node" in cmd
+    assert "-Ediscovery.seed_hosts=127.0.0.1:9500,127.0.0.1:9501,127.0.0.1:9502" in cmd
+    boot = "-Ecluster.initial_master_nodes=newsmon-local-1,newsmon-local-2,newsmon-local-3"
+    assert boot in cmd
+    # once a node has joined (its cluster state is on disk) it is started without the bootstrap list
+    (nodes[1].home / "data" / "_state").mkdir(parents=True)
+    again = build.local_nodes(s, 3)
+    assert boot not in build.java_command(again[1], "java", 17, Path("/lib"))
+    assert boot in build.java_command(again[0], "java", 17, Path("/lib"))
+    for bad in (0, 10):
+        with pytest.raises(ESNodeError, match="1 to 9 nodes"):
+            build.local_nodes(s, bad)
 
 
 def test_cds_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,6 +343,10 @@ def test_stop_start_keeps_data_and_guards_the_data_dir(tmp_path: Path) -> None:
         assert es_client(settings).count(index="newsmon-test-persist")["count"] == 1
         # start again: the same node, no second JVM
         assert esnode.start(settings).pid == st.pid
+        # a cluster on the same data dir would take the single node's port: refused, no JVM started
+        with pytest.raises(ESNodeError, match=rf"the single local node \(pid {st.pid}\) runs"):
+            esnode.start(settings, nodes=3)
+        assert esnode.cluster_members(settings) == []
 
         # the same data dir on another port: refused with a clear message, before any JVM starts
         other = Settings(es_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path)

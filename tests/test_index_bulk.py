@@ -31,6 +31,7 @@ class FakeES:
         self.down = False
         self.before_bulk: Callable[[], None] | None = None  # a concurrent writer, once
         self.item_error: Callable[[str], dict[str, Any] | None] = lambda _id: None
+        self.lose_answer = False  # apply the next bulk, then fail as if its node died (once)
         self.indices = self  # indices.get_alias / indices.exists_alias
 
     def _check(self) -> None:
@@ -90,6 +91,9 @@ class FakeES:
                         }
                     }
                 )
+        if self.lose_answer:
+            self.lose_answer = False
+            raise ESConnectionError("connection reset")
         return {"items": items}
 
 
@@ -141,6 +145,18 @@ def test_a_concurrent_create_of_the_same_article_is_unchanged(settings: Settings
     fake.before_bulk = lambda: fake.put(article.id, {"content_hash": article.content_hash})
     assert run([article], settings, fake) == IndexStats(unchanged=1)
     assert len(fake.docs) == 1
+
+
+def test_a_write_whose_answer_was_lost_counts_as_written(settings: Settings, fake: FakeES) -> None:
+    # The bulk lands but its answer does not; the retry gets 409s and the fresh read finds our
+    # own stamp: created, not "unchanged" (and a changed article: updated).
+    articles = [make_article(i) for i in range(3)]
+    fake.lose_answer = True
+    assert run(articles, settings, fake) == IndexStats(created=3)
+    changed = articles[0].model_copy(update={"text": "수정된 본문"})
+    fake.lose_answer = True
+    assert run([changed, *articles[1:]], settings, fake) == IndexStats(updated=1, unchanged=2)
+    assert len(fake.docs) == 3
 
 
 def test_rejected_documents_go_to_the_dead_letter_file(settings: Settings, fake: FakeES) -> None:

@@ -1,6 +1,6 @@
 """Building the local node and the command that runs it: ``mvn package`` of the Maven project
-beside this module (once per change of its sources), and the ``java`` command line (heap,
-JVM flags, class path)."""
+beside this module (once per change of its sources), which nodes to run (one, or a small
+cluster on one machine) and the ``java`` command line of each (heap, JVM flags, class path)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from newsmon.errors import ESNodeError
@@ -30,6 +31,10 @@ HEAP_ENV = "NEWSMON_ES_HEAP"
 JAVA_OPTS_ENV = "NEWSMON_ES_JAVA_OPTS"  # extra JVM flags, e.g. "-XX:TieredStopAtLevel=1"
 CDS_ENV = "NEWSMON_ES_CDS"  # "0": no class-data-sharing archive
 DEFAULT_HEAP = "1g"
+CLUSTER_HEAP = "512m"  # per node of a local cluster: several JVMs share one small machine
+MAX_NODES = 9
+# A cluster node's transport port is its HTTP port + 100, as ES's own 9200 / 9300 defaults.
+TRANSPORT_OFFSET = 100
 MIN_JAVA = 17
 
 # Flags the ES launcher (server-cli SystemJvmOptions) passes too, minus the ones only its bootstrap uses.
@@ -190,26 +195,97 @@ def parse_heap(value: str) -> int:
     return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
 
 
-def heap_flags(heap: str | None = None) -> list[str]:
-    """-Xms/-Xmx: max from NEWSMON_ES_HEAP (default 1g); the initial heap stays small (512m) to save RAM."""
-    heap = (heap if heap is not None else os.environ.get(HEAP_ENV) or DEFAULT_HEAP).strip()
+def heap_flags(heap: str | None = None, default: str = DEFAULT_HEAP) -> list[str]:
+    """-Xms/-Xmx: max from NEWSMON_ES_HEAP, else ``default``; the initial heap stays small (512m)."""
+    heap = (heap if heap is not None else os.environ.get(HEAP_ENV) or default).strip()
     size = parse_heap(heap)
     xms = heap if size < 512 << 20 else "512m"
     return [f"-Xms{xms}", f"-Xmx{heap}"]
 
 
+# --- nodes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    """One local node: its home (data, logs, config, tmp, pid file), HTTP address and the
+    ``-E`` settings that make it a cluster member (none for the single node)."""
+
+    name: str
+    home: Path
+    url: str
+    host: str
+    http_port: int
+    es_settings: tuple[str, ...] = ()
+    default_heap: str = DEFAULT_HEAP
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "node.pid"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.home / "logs" / "stdout.log"
+
+    @property
+    def node_log(self) -> Path:
+        return self.home / "logs" / f"{CLUSTER_NAME}.log"  # log4j names it after the cluster
+
+
+def local_nodes(settings: Settings, count: int = 1) -> list[LocalNode]:
+    """The nodes of a local cluster of ``count`` (1: today's single node under ``<data>/es``).
+
+    Several nodes live under ``<data>/es-cluster/node-<i>``; node ``i`` serves HTTP on
+    NEWSMON_ES_URL's port + i - 1 (node 1 *is* NEWSMON_ES_URL) and transport on that + 100.
+    All are master-eligible data nodes that find each other through every transport port.
+    """
+    host, port = settings.es_host, settings.es_port
+    if count == 1:
+        return [LocalNode(CLUSTER_NAME, settings.layout.es, settings.es_url, host, port)]
+    if not 2 <= count <= MAX_NODES:
+        raise ESNodeError(f"a local cluster has 1 to {MAX_NODES} nodes, not {count}")
+    addr = f"[{host}]" if ":" in host else host  # IPv6 literal
+    names = [f"{CLUSTER_NAME}-{i}" for i in range(1, count + 1)]
+    seeds = ",".join(f"{addr}:{port + i + TRANSPORT_OFFSET}" for i in range(count))
+    nodes = []
+    for i, name in enumerate(names):
+        home = settings.layout.es_cluster / f"node-{i + 1}"
+        es_settings = [
+            "discovery.type=multi-node",
+            f"discovery.seed_hosts={seeds}",
+            f"transport.port={port + i + TRANSPORT_OFFSET}",
+        ]
+        # Only a node that has never joined the cluster gets the bootstrap list: ES asks for it to be
+        # left out once the cluster has formed (a restarted node finds the others through the seeds).
+        # https://www.elastic.co/guide/en/elasticsearch/reference/8.18/modules-discovery-bootstrap-cluster.html
+        if not (home / "data" / "_state").exists():
+            es_settings.append(f"cluster.initial_master_nodes={','.join(names)}")
+        nodes.append(
+            LocalNode(
+                name,
+                home,
+                f"http://{addr}:{port + i}",
+                host,
+                port + i,
+                tuple(es_settings),
+                CLUSTER_HEAP,
+            )
+        )
+    return nodes
+
+
 def java_command(
-    settings: Settings,
+    node: LocalNode,
     java: str,
     java_version: int,
     lib_dir: Path,
     watch_pid: int | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    home = settings.layout.es
+    home = node.home
     cmd = [
         java,
-        *heap_flags(),
+        *heap_flags(default=node.default_heap),
         *_JVM_FLAGS,
         f"-Djava.io.tmpdir={home / 'tmp'}",
         f"-XX:ErrorFile={home / 'logs' / 'hs_err_pid%p.log'}",
@@ -228,8 +304,9 @@ def java_command(
         f"-Epath.data={home / 'data'}",
         f"-Epath.logs={home / 'logs'}",
         f"-Ecluster.name={CLUSTER_NAME}",
-        f"-Enode.name={CLUSTER_NAME}",
-        f"-Enetwork.host={settings.es_host}",
-        f"-Ehttp.port={settings.es_port}",
+        f"-Enode.name={node.name}",
+        f"-Enetwork.host={node.host}",
+        f"-Ehttp.port={node.http_port}",
+        *(f"-E{setting}" for setting in node.es_settings),
     ]
     return cmd

@@ -8,25 +8,24 @@ a class-data-sharing archive for fast starts), reports its status and stops it.
 
 Layout under ``<data_dir>/es``: ``data/`` (indices), ``logs/`` (``newsmon-local.log`` and the JVM's
 ``stdout.log``), ``config/`` (log4j config written by the launcher), ``tmp/``, ``node.pid``.
+
+With NEWSMON_ES_NODES=3 (or ``newsmon es start --nodes 3``) it runs a cluster of three such
+nodes instead, each its own JVM with its own home under ``<data_dir>/es-cluster/node-<i>``
+(same layout, own pid file) and its own HTTP and transport ports (see ``build.local_nodes``).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +33,22 @@ from newsmon.errors import ESNodeError
 from newsmon.index.localnode.build import (
     CDS_DIR,
     CDS_ENV,
-    CLUSTER_NAME,
-    MAIN_CLASS,
+    LocalNode,
     ensure_built,
     find_java,
     java_command,
+    local_nodes,
     wait_lock,
+)
+from newsmon.index.localnode.procs import (
+    free_port,
+    last_log_line,
+    lock_holder,
+    managed_pid,
+    pid_alive,
+    port_in_use,
+    read_pid_file,
+    terminate,
 )
 from newsmon.settings import Settings
 
@@ -52,21 +61,34 @@ class NodeStatus:
     health: str | None
     version: str | None
     managed: bool  # started by us (a live pid file)
+    nodes: int | None = None  # nodes in its cluster, from the cluster health
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """A node of a local cluster that this data dir's pid files say we started."""
+
+    name: str
+    pid: int
+    url: str
 
 
 # --- paths ------------------------------------------------------------------------------------
 
 
 def pid_file(settings: Settings) -> Path:
-    return settings.layout.es / "node.pid"
+    """The single node's pid file (a cluster node's is ``LocalNode.pid_file``)."""
+    return local_nodes(settings)[0].pid_file
 
 
-def stdout_log(settings: Settings) -> Path:
-    return settings.layout.es / "logs" / "stdout.log"
+def _cluster_homes(settings: Settings) -> list[Path]:
+    """The homes of every cluster node ever started under this data dir."""
+    return sorted(settings.layout.es_cluster.glob("node-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
-def node_log(settings: Settings) -> Path:
-    return settings.layout.es / "logs" / f"{CLUSTER_NAME}.log"
+def _at(settings: Settings, node: LocalNode) -> Settings:
+    """``settings`` pointed at ``node``'s HTTP address (for the HTTP helpers)."""
+    return settings.model_copy(update={"es_url": node.url})
 
 
 # --- class-data sharing -------------------------------------------------------------------------
@@ -81,13 +103,6 @@ def _cds_archive(java: str) -> Path:
     st = os.stat(real)
     key = hashlib.sha1(f"{real}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
     return CDS_DIR / f"node-{key}.jsa"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _request(settings: Settings, method: str, path: str, body: dict | None = None) -> None:
@@ -113,12 +128,12 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
         tmp_archive = archive.with_suffix(f".{os.getpid()}.tmp")
         with tempfile.TemporaryDirectory(prefix="newsmon-cds-") as tmp:
             settings = Settings(es_url=f"http://127.0.0.1:{free_port()}", data_dir=Path(tmp))
-            for sub in ("data", "logs", "tmp", "config"):
-                (settings.layout.es / sub).mkdir(parents=True)
+            (node,) = local_nodes(settings)
+            _make_home(node)
             cmd = java_command(
-                settings, java, java_version, lib_dir, extra=[f"-XX:ArchiveClassesAtExit={tmp_archive}"]
+                node, java, java_version, lib_dir, extra=[f"-XX:ArchiveClassesAtExit={tmp_archive}"]
             )
-            with open(stdout_log(settings), "w") as out:
+            with open(node.stdout_log, "w") as out:
                 proc = subprocess.Popen(
                     cmd,
                     stdin=subprocess.DEVNULL,
@@ -128,7 +143,7 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
                 )
             reason = ""
             try:
-                reason = _train(settings, proc)
+                reason = _train(settings, node, proc)
                 proc.terminate()  # the archive is written as the JVM exits
                 proc.wait(timeout=180)
             except (OSError, subprocess.TimeoutExpired) as exc:
@@ -139,7 +154,7 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
                     proc.wait()
                     reason = reason or "training run did not exit"
             if not reason and not (tmp_archive.is_file() and tmp_archive.stat().st_size > 0):
-                reason = f"no archive written: {last_log_line(stdout_log(settings))}"
+                reason = f"no archive written: {last_log_line(node.stdout_log)}"
         if reason:
             tmp_archive.unlink(missing_ok=True)
             failed.write_text(reason + "\n")  # don't retry on every start; a rebuild clears it
@@ -148,12 +163,12 @@ def ensure_cds_archive(java: str, java_version: int, lib_dir: Path) -> Path | No
     return archive
 
 
-def _train(settings: Settings, proc: subprocess.Popen) -> str:
+def _train(settings: Settings, node: LocalNode, proc: subprocess.Popen) -> str:
     """Wait for the training node, then touch what tests and the pipeline use first; '' if all went well."""
     deadline = time.monotonic() + 300
     while _health(settings, timeout=2.0) not in ("yellow", "green"):
         if proc.poll() is not None:
-            return f"training node exited: {last_log_line(stdout_log(settings), node_log(settings))}"
+            return f"training node exited: {last_log_line(node.stdout_log, node.node_log)}"
         if time.monotonic() > deadline:
             return "training node did not start within 300s"
         time.sleep(0.5)
@@ -165,127 +180,6 @@ def _train(settings: Settings, proc: subprocess.Popen) -> str:
     _request(settings, "PUT", "/t/_doc/1?refresh=true", {"ko": "반도체 수출"})
     _request(settings, "POST", "/t/_search", {"query": {"match": {"ko": "수출"}}})
     return ""
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _is_our_node(pid: int) -> bool:
-    """A live process running our launcher (guards against a reused pid)."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        return MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def read_pid_file(path: Path) -> tuple[int | None, str | None]:
-    """(pid, url) from a pid file ('<pid>\\n<url>\\n'); (None, None) if absent or garbled."""
-    try:
-        lines = path.read_text().split()
-    except OSError:
-        return None, None
-    if not lines or not lines[0].isdigit():
-        return None, None
-    return int(lines[0]), (lines[1] if len(lines) > 1 else None)
-
-
-def _managed_pid(settings: Settings) -> int | None:
-    """The pid of our node for these settings, removing a stale pid file on the way."""
-    path = pid_file(settings)
-    pid, _ = read_pid_file(path)
-    if pid is not None and _is_our_node(pid):
-        return pid
-    if path.exists():
-        path.unlink(missing_ok=True)  # stale: the process is gone (or the pid now belongs to something else)
-    return None
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _lock_holder(lock: Path) -> int | None:
-    """The pid holding a POSIX lock on ``lock`` (ES's node.lock), or None if it is free."""
-    if not lock.exists():
-        return None
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                return None
-        else:
-            fcntl.lockf(fd, fcntl.LOCK_UN)
-            return None
-        inode = os.fstat(fd).st_ino
-    finally:
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/locks").read_text().splitlines():
-            parts = line.split()
-            # "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
-            if len(parts) >= 6 and parts[4].isdigit() and parts[5].rsplit(":", 1)[-1] == str(inode):
-                return int(parts[4])
-    return -1  # held, holder unknown
-
-
-# The JVM's closing words after a bad option etc.; the line before them says what went wrong.
-_JVM_BOILERPLATE = (
-    "Error: Could not create the Java Virtual Machine.",
-    "Error: A fatal exception has occurred. Program will exit.",
-)
-
-
-def last_log_line(*paths: Path) -> str:
-    """The most telling line of a failed start: the launcher's 'failed to start', an error, else the last."""
-    for path in paths:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        lines = [
-            ln.strip()
-            for ln in text.splitlines()
-            if ln.strip()
-            and not ln.startswith(("#", "\t", " "))  # our command line echo, stack frames
-            and ln.strip() not in _JVM_BOILERPLATE
-        ]
-        if not lines:
-            continue
-        for ln in reversed(lines):
-            if "newsmon-node: failed to start:" in ln:
-                return ln.split("failed to start:", 1)[1].strip()
-        for ln in reversed(lines):
-            if "[ERROR]" in ln or ln.startswith(("Error", "Exception", "Caused by:")):
-                return ln
-        return lines[-1]
-    return "(no log output)"
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -308,9 +202,13 @@ def _get_json(settings: Settings, path: str, timeout: float = 3.0) -> dict | Non
         return None
 
 
+def _cluster_health(settings: Settings, timeout: float = 5.0) -> dict:
+    """The cluster health as the node at ``settings.es_url`` sees it; {} if it does not answer."""
+    return _get_json(settings, "/_cluster/health", timeout=timeout) or {}
+
+
 def _health(settings: Settings, timeout: float = 5.0) -> str | None:
-    body = _get_json(settings, "/_cluster/health", timeout=timeout)
-    status = body.get("status") if body else None
+    status = _cluster_health(settings, timeout).get("status")
     return status if isinstance(status, str) else None
 
 
@@ -324,148 +222,210 @@ def _version(settings: Settings) -> str | None:
 
 
 def status(settings: Settings) -> NodeStatus:
-    pid = _managed_pid(settings) if settings.es_is_local else None
-    health = _health(settings)
-    version = _version(settings) if health else None
+    """The node at NEWSMON_ES_URL (the single node, or node 1 of a local cluster); when that
+    node of a local cluster is down, the first of its other nodes that answers."""
+    pid = _url_pid(settings) if settings.es_is_local else None
+    health = _cluster_health(settings)
+    if not health and settings.es_is_local:
+        for member in cluster_members(settings):
+            other = settings.model_copy(update={"es_url": member.url})
+            if health := _cluster_health(other):
+                settings, pid = other, member.pid
+                break
+    state = health.get("status") if isinstance(health.get("status"), str) else None
     return NodeStatus(
-        running=health is not None or pid is not None,
+        running=state is not None or pid is not None,
         pid=pid,
         url=settings.es_url,
-        health=health,
-        version=version,
+        health=state,
+        version=_version(settings) if state else None,
         managed=pid is not None,
+        nodes=health.get("number_of_nodes"),
     )
 
 
-def start(settings: Settings, timeout: float = 180.0) -> NodeStatus:
-    """Start the local node in the background and wait until it is yellow or green."""
-    return _start(settings, timeout)
+def _url_pid(settings: Settings) -> int | None:
+    """Our live node serving NEWSMON_ES_URL: the single node, else cluster node 1."""
+    homes = _cluster_homes(settings)
+    pid = managed_pid(settings.layout.es)
+    return pid if pid is not None or not homes else managed_pid(homes[0])
 
 
-def _start(
-    settings: Settings, timeout: float, watch_pid: int | None = None, extra_jvm: Sequence[str] = ()
+def cluster_members(settings: Settings) -> list[MemberStatus]:
+    """The live nodes of a local cluster under this data dir (stale pid files are removed)."""
+    members = []
+    for home in _cluster_homes(settings):
+        pid = managed_pid(home)
+        if pid is not None:
+            _, url = read_pid_file(home / "node.pid")
+            members.append(MemberStatus(home.name, pid, url or "?"))
+    return members
+
+
+def start(
+    settings: Settings,
+    timeout: float = 180.0,
+    *,
+    nodes: int | None = None,
+    watch_pid: int | None = None,
 ) -> NodeStatus:
+    """Start the local node, or a cluster of ``nodes`` (default NEWSMON_ES_NODES), in the
+    background and wait until each node is yellow or green; nodes already running are kept.
+
+    Starting a cluster again after one of its nodes died starts just that node, which rejoins.
+    ``watch_pid``: the nodes stop themselves once that process is gone (test sessions).
+    """
     if not settings.es_is_local:
         raise ESNodeError(
             f"NEWSMON_ES_URL={settings.es_url} is not on this machine; only a local node can be started"
         )
     if settings.es_url.startswith("https"):
         raise ESNodeError(f"NEWSMON_ES_URL={settings.es_url}: the local node serves plain http; use http://")
+    count = nodes if nodes is not None else settings.es_nodes
+    wanted = local_nodes(settings, count)
+    _refuse_other_mode(settings, count)
     lib_dir = ensure_built()
     java, java_version = find_java()
-    home = settings.layout.es
+    extra: list[str] | None = None  # JVM flags, settled when the first node is launched
+    launched: list[tuple[LocalNode, int, subprocess.Popen | None]] = []
+    with ExitStack() as locks:
+        try:
+            for node in wanted:
+                _make_home(node)
+                locks.enter_context(wait_lock(node.home / "start.lock"))
+                pid = managed_pid(node.home)
+                if pid is not None:
+                    _, url = read_pid_file(node.pid_file)
+                    if url and url != node.url:
+                        raise ESNodeError(
+                            f"a newsmon node (pid {pid}) already runs on {node.home} at {url}; "
+                            "stop it first (newsmon es stop) or use another NEWSMON_DATA_DIR"
+                        )
+                    launched.append((node, pid, None))  # already ours: just make sure it is healthy
+                    continue
+                _check_free(settings, node)
+                if extra is None:
+                    cds = ensure_cds_archive(java, java_version, lib_dir)  # a training run after a build
+                    extra = [f"-XX:SharedArchiveFile={cds}"] if cds is not None else []
+                cmd = java_command(node, java, java_version, lib_dir, watch_pid=watch_pid, extra=extra)
+                proc = _launch(node, cmd)
+                launched.append((node, proc.pid, proc))
+            # A cluster's nodes are all launched before any is waited for: none is ready without a quorum.
+            deadline = time.monotonic() + timeout
+            for node, pid, proc in launched:
+                _wait_ready(_at(settings, node), node, pid, proc, deadline, timeout)
+        except ESNodeError:
+            # don't leave half-started nodes behind (ones found running are left alone)
+            ours = [(node, pid) for node, pid, proc in launched if proc is not None]
+            terminate([pid for _, pid in ours], 20.0)
+            for node, _ in ours:
+                node.pid_file.unlink(missing_ok=True)
+            raise
+    return status(settings)
+
+
+def _make_home(node: LocalNode) -> None:
     for sub in ("data", "logs", "tmp", "config"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
+        (node.home / sub).mkdir(parents=True, exist_ok=True)
 
-    with wait_lock(home / "start.lock"):
-        pid = _managed_pid(settings)
-        if pid is not None:
-            _, url = read_pid_file(pid_file(settings))
-            if url and url != settings.es_url:
-                raise ESNodeError(
-                    f"a newsmon node (pid {pid}) already runs on {home} at {url}; "
-                    "stop it first (newsmon es stop) or use another NEWSMON_DATA_DIR"
-                )
-            return _wait_ready(settings, pid, None, timeout)  # already ours: just make sure it is healthy
-        if _port_in_use(settings.es_host, settings.es_port):
-            is_es = _health(settings, timeout=2.0) is not None
-            what = "an Elasticsearch node not started by newsmon" if is_es else "another program"
+
+def _refuse_other_mode(settings: Settings, count: int) -> None:
+    """A single node and a cluster share NEWSMON_ES_URL's port: only one of them may run."""
+    if count == 1:
+        members = cluster_members(settings)
+        if members:
             raise ESNodeError(
-                f"port {settings.es_port} on {settings.es_host} is already in use by {what}; "
-                "stop it or set NEWSMON_ES_URL to another port"
+                f"a local cluster of {len(members)} node(s) runs on this data dir; "
+                "stop it first (newsmon es stop) or start it with --nodes"
             )
-        holder = _lock_holder(home / "data" / "node.lock")
-        if holder is not None:
-            who = f"process {holder}" if holder > 0 else "another process"
-            raise ESNodeError(
-                f"the data dir {home / 'data'} is locked by {who} (another Elasticsearch node?); "
-                "stop it first or use another NEWSMON_DATA_DIR"
-            )
-
-        cds = ensure_cds_archive(java, java_version, lib_dir)  # a training run on first use after a build
-        if cds is not None:
-            extra_jvm = [f"-XX:SharedArchiveFile={cds}", *extra_jvm]
-        cmd = java_command(settings, java, java_version, lib_dir, watch_pid=watch_pid, extra=extra_jvm)
-        log = stdout_log(settings)
-        with open(log, "w") as out:
-            out.write("# " + " ".join(cmd) + "\n")
-            out.flush()
-            proc = subprocess.Popen(
-                cmd,
-                cwd=home,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        pid_file(settings).write_text(f"{proc.pid}\n{settings.es_url}\n")
-        return _wait_ready(settings, proc.pid, proc, timeout)
+    elif (pid := managed_pid(settings.layout.es)) is not None:
+        raise ESNodeError(
+            f"the single local node (pid {pid}) runs on this data dir; stop it first (newsmon es stop)"
+        )
 
 
-def _wait_ready(settings: Settings, pid: int, proc: subprocess.Popen | None, timeout: float) -> NodeStatus:
-    deadline = time.monotonic() + timeout
+def _check_free(settings: Settings, node: LocalNode) -> None:
+    """Refuse to start ``node`` on a taken port or a data dir locked by another process."""
+    if port_in_use(node.host, node.http_port):
+        is_es = _health(_at(settings, node), timeout=2.0) is not None
+        what = "an Elasticsearch node not started by newsmon" if is_es else "another program"
+        raise ESNodeError(
+            f"port {node.http_port} on {node.host} is already in use by {what}; "
+            "stop it or set NEWSMON_ES_URL to another port"
+        )
+    holder = lock_holder(node.home / "data" / "node.lock")
+    if holder is not None:
+        who = f"process {holder}" if holder > 0 else "another process"
+        raise ESNodeError(
+            f"the data dir {node.home / 'data'} is locked by {who} (another Elasticsearch node?); "
+            "stop it first or use another NEWSMON_DATA_DIR"
+        )
+
+
+def _launch(node: LocalNode, cmd: list[str]) -> subprocess.Popen:
+    """Start ``node``'s JVM detached (its own session: it outlives us) and write its pid file."""
+    with open(node.stdout_log, "w") as out:
+        out.write("# " + " ".join(cmd) + "\n")
+        out.flush()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=node.home,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    node.pid_file.write_text(f"{proc.pid}\n{node.url}\n")
+    return proc
+
+
+def _wait_ready(
+    settings: Settings,
+    node: LocalNode,
+    pid: int,
+    proc: subprocess.Popen | None,
+    deadline: float,
+    timeout: float,
+) -> None:
+    """Wait until ``node`` (at ``settings.es_url``) answers yellow or green health."""
     while True:
-        exited = proc.poll() is not None if proc is not None else not _pid_alive(pid)
+        exited = proc.poll() is not None if proc is not None else not pid_alive(pid)
         if exited:
-            pid_file(settings).unlink(missing_ok=True)
+            node.pid_file.unlink(missing_ok=True)
             code = f" (exit code {proc.returncode})" if proc is not None else ""
             raise ESNodeError(
                 f"Elasticsearch exited during startup{code}: "
-                f"{last_log_line(stdout_log(settings), node_log(settings))} "
-                f"[logs: {stdout_log(settings).parent}]"
+                f"{last_log_line(node.stdout_log, node.node_log)} "
+                f"[logs: {node.stdout_log.parent}]"
             )
-        health = _health(settings)
-        if health in ("yellow", "green"):
-            return NodeStatus(
-                running=True,
-                pid=pid,
-                url=settings.es_url,
-                health=health,
-                version=_version(settings),
-                managed=True,
-            )
+        if _health(settings) in ("yellow", "green"):
+            return
         if time.monotonic() >= deadline:
-            if proc is not None:  # don't leave a half-started node behind (one found running is left alone)
-                _terminate(pid, 20.0)
-                pid_file(settings).unlink(missing_ok=True)
             raise ESNodeError(
                 f"Elasticsearch did not become healthy within {timeout:.0f}s "
-                f"(last log: {last_log_line(node_log(settings), stdout_log(settings))}) "
-                f"[logs: {stdout_log(settings).parent}]"
+                f"(last log: {last_log_line(node.node_log, node.stdout_log)}) "
+                f"[logs: {node.stdout_log.parent}]"
             )
         time.sleep(0.5)
 
 
-def _terminate(pid: int, timeout: float) -> None:
-    """SIGTERM (the node closes cleanly: flushes shards, releases node.lock), SIGKILL after ``timeout``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
-        if time.monotonic() >= deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            kill_deadline = time.monotonic() + 10
-            while _pid_alive(pid) and time.monotonic() < kill_deadline:
-                time.sleep(0.1)
-            return
-        time.sleep(0.2)
-
-
 def stop(settings: Settings, timeout: float = 60.0) -> bool:
-    """Stop the node started by :func:`start`; False if none was running (no live pid file)."""
-    pid = _managed_pid(settings)
-    if pid is None:
+    """Stop every node :func:`start` started on this data dir (the single node, or all nodes
+    of a cluster); False if none was running (no live pid file)."""
+    homes = [settings.layout.es, *_cluster_homes(settings)]
+    running = {home: pid for home in homes if (pid := managed_pid(home)) is not None}
+    if not running:
         return False
-    _terminate(pid, timeout)
-    pid_file(settings).unlink(missing_ok=True)
+    terminate(list(running.values()), timeout)
+    for home in running:
+        (home / "node.pid").unlink(missing_ok=True)
     return True
 
 
 def ensure_running(settings: Settings) -> bool:
-    """Start the local node if NEWSMON_ES_URL is local and nothing listens there; True if it was started."""
-    if not settings.es_is_local or _port_in_use(settings.es_host, settings.es_port):
+    """Start the local node(s) if NEWSMON_ES_URL is local and nothing listens there; True if started."""
+    if not settings.es_is_local or port_in_use(settings.es_host, settings.es_port):
         return False
     start(settings)
     return True
