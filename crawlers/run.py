@@ -46,15 +46,18 @@ class CrawlStats:
     # Sources left out because another crawl of them was running (counted as skipped source_busy).
     sources_busy: list[str] = field(default_factory=list)
     run_dir: Path | None = None  # this crawl's job, stats and log files
-    # Configured feeds that failed -> the feed found on the outlet's homepage that replaced them.
+    # Configured feeds and sitemaps that failed or stayed quiet -> the feed found on the outlet's
+    # homepage that replaced them, and why each was replaced ("feed failed", "sitemap quiet for 5 runs").
     healed: dict[str, str] = field(default_factory=dict)
+    healed_why: dict[str, str] = field(default_factory=dict)
 
 
 # Per-run folders (job.json, stats.json, crawl.log, crawl.stderr) under crawl/runs: the newest
 # RUNS_KEPT stay; an older one is only removed once nothing in it changed for RUN_LIVE_S
 # (a running crawl's log gets Scrapy's stats line every minute).
 RUNS_KEPT = 100
-_HEALED = "newsmon/healed/"  # stats key prefix: a failed feed -> the feed that replaced it
+_HEALED = "newsmon/healed/"  # stats key prefix: a failed feed or sitemap -> the feed that replaced it
+_HEALED_WHY = "newsmon/healed_why/"  # ... -> why it was replaced
 RUN_LIVE_S = 3600.0
 
 
@@ -84,6 +87,10 @@ def prune_runs(data_dir: Path, keep: int = RUNS_KEPT, now: float | None = None) 
 
 def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
     return {k.removeprefix(prefix): int(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+
+def _texts(stats: dict[str, Any], prefix: str) -> dict[str, str]:
+    return {k.removeprefix(prefix): str(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
 def crawl(
@@ -195,11 +202,8 @@ def crawl(
         scrapy=raw,
         sources_busy=busy,
         run_dir=run,
-        healed={
-            k.removeprefix("newsmon/healed/"): str(v)
-            for k, v in raw.items()
-            if k.startswith("newsmon/healed/")
-        },
+        healed=_texts(raw, _HEALED),
+        healed_why=_texts(raw, _HEALED_WHY),
     )
 
 

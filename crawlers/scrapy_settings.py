@@ -51,6 +51,7 @@ def scrapy_settings(
         "CLOSESPIDER_TIMEOUT": settings.crawl_max_seconds,
         "NEWSMON_MAX_CHILD_SITEMAPS": settings.crawl_max_child_sitemaps,
         "NEWSMON_MAX_SITEMAP_URLS": settings.crawl_max_sitemap_urls,
+        "NEWSMON_QUIET_RUNS": settings.crawl_quiet_runs,
         "RETRY_HTTP_CODES": [429, 500, 502, 503, 504, 522, 524, 408],
         "REDIRECT_MAX_TIMES": 5,
         "AUTOTHROTTLE_ENABLED": True,  # as SourceRateThrottle, which replaces the stock extension

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS meta (          -- e.g. legacy_import: when the retir
     value TEXT NOT NULL
 );
 """
+_QUIET = "quiet_runs:"  # meta key prefix: a configured feed or sitemap -> its quiet runs in a row
 # How long a crawl waits for another one that is retiring the legacy store (a quick job).
 LEGACY_LOCK_WAIT_S = 120.0
 
@@ -177,6 +178,20 @@ class CrawlStore:
                     "INSERT INTO outbox (kind, article) VALUES (?, ?)", (kind, article.model_dump_json())
                 )
         return kind
+
+    # ------------------------------------------------------------------ quiet feeds and sitemaps
+
+    def quiet_runs(self, url: str) -> int:
+        """How many runs in a row the configured feed or sitemap ``url`` brought no new article."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (_QUIET + url,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def note_run(self, url: str, new_articles: int) -> int:
+        """Count one more quiet run for ``url`` (reset by a run that brought news); the count."""
+        count = 0 if new_articles else self.quiet_runs(url) + 1
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_QUIET + url, str(count)))
+        return count
 
     # ------------------------------------------------------------------ outbox
 

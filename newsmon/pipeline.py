@@ -363,7 +363,11 @@ def summary_table(summary: RunSummary) -> Table:
     ]
     rows += [(f"skipped: {k}", v) for k, v in sorted(crawl.get("skipped", {}).items())]
     rows += [(f"error: {k}", v) for k, v in sorted(crawl.get("errors", {}).items())]
-    rows += [(f"feed failed: {k}", f"replaced by {v}") for k, v in sorted(crawl.get("healed", {}).items())]
+    why = crawl.get("healed_why", {})
+    rows += [
+        (f"{why.get(k, 'feed failed')}: {k}", f"replaced by {v}")
+        for k, v in sorted(crawl.get("healed", {}).items())
+    ]
     rows.append(("articles analysed", summary.process.analyzed))
     rows += [(f"index: {k}", v) for k, v in sorted(summary.process.indexed.items())]
     rows += [(f"error: {k}", v) for k, v in sorted(summary.process.errors.items())]

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     crawl_max_sitemap_urls: int = 1000
     crawl_max_seconds: int = 1800
     crawl_page_timeout: int = 15
+    # A configured feed or sitemap that brought no new article for this many runs in a row is
+    # re-discovered from the outlet's homepage (an outlet that moved its feed may leave the old one up).
+    crawl_quiet_runs: int = 5
     # Kiwi's worker threads for batch analysis (-1: one per core; 0 is read as 1).
     kiwi_workers: int = -1
     # Fixed, so the demo's article URLs (and so their ids) are the same from run to run.
@@ -150,6 +153,7 @@ class Settings(BaseSettings):
         "crawl_max_sitemap_urls",
         "crawl_max_seconds",
         "crawl_page_timeout",
+        "crawl_quiet_runs",
     )
     @classmethod
     def _check_positive(cls, value: int) -> int:

@@ -18,6 +18,7 @@ from newsmon.crawlers.cli import sources_app
 from newsmon.crawlers.demo_server import serve_demo
 from newsmon.crawlers.registry import Source, parse_sources
 from newsmon.crawlers.run import CrawlStats, crawl
+from newsmon.crawlers.store import CrawlStore
 from newsmon.pipeline import ProcessStats, RunSummary, summary_table
 from newsmon.settings import get_settings, load_settings
 
@@ -157,6 +158,76 @@ def test_a_crawl_whose_feed_is_gone_heals_through_the_homepage(tmp_path: Path) -
     assert stats.healed == {f"{base}/rss/gone.xml": f"{base}/feeds/main-feed"}
     rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
     assert rows[f"feed failed: {base}/rss/gone.xml"] == f"replaced by {base}/feeds/main-feed"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sitemap", ["/maps/gone.xml", "/section/chips/"], ids=["404", "not-a-sitemap"])
+def test_a_crawl_whose_sitemap_fails_heals_through_the_homepage(tmp_path: Path, sitemap: str) -> None:
+    """The configured sitemap answers 404, or is an HTML page: the crawl collects the articles
+    through the feed the homepage advertises, and the summary says the sitemap failed."""
+    site = tmp_path / "site"
+    _site_with_articles(site)
+    with serve_demo(root=site) as server:
+        base = server.url.rstrip("/")
+        _publish_feed(site, base)
+        source = Source(
+            name="moved-sitemap",
+            lang="ko",
+            homepage=base + "/",
+            feeds=[],
+            sitemaps=[base + sitemap],
+            allowed_domains=["127.0.0.1"],
+        )
+        stats = crawl([source], load_settings(data_dir=tmp_path / "var"), tmp_path / "out.jsonl")
+    assert stats.articles_new == 4
+    assert stats.healed == {base + sitemap: f"{base}/feeds/main-feed"}
+    rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
+    assert rows[f"sitemap failed: {base}{sitemap}"] == f"replaced by {base}/feeds/main-feed"
+
+
+@pytest.mark.integration
+def test_a_feed_quiet_for_n_runs_heals_through_the_homepage(tmp_path: Path) -> None:
+    """The configured feed still answers but stopped at one old article (the outlet moved its
+    feed): after ``crawl_quiet_runs`` runs with nothing new, the next run reads the homepage and
+    collects the other articles through the feed it advertises."""
+    site = tmp_path / "site"
+    _site_with_articles(site)
+    with serve_demo(root=site) as server:
+        base = server.url.rstrip("/")
+        _publish_feed(site, base)
+        (site / "rss").mkdir()
+        (site / "rss" / "old.xml").write_text(
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>old</title>'
+            f"<item><title>old</title><link>{base}{ARTICLE_PAGES[0]}</link></item></channel></rss>",
+            encoding="utf-8",
+        )
+        source = Source(
+            name="stale-feed",
+            lang="ko",
+            homepage=base + "/",
+            feeds=[base + "/rss/old.xml"],
+            allowed_domains=["127.0.0.1"],
+        )
+        settings = load_settings(data_dir=tmp_path / "var", crawl_quiet_runs=2)
+        runs = [crawl([source], settings, tmp_path / f"out{n}.jsonl") for n in range(4)]
+    # Run 1 brings the old article; runs 2 and 3 nothing (quiet 1, then 2); run 4 heals.
+    assert [run.articles_new for run in runs] == [1, 0, 0, 3]
+    assert [run.healed for run in runs[:3]] == [{}, {}, {}]
+    assert runs[3].healed == {f"{base}/rss/old.xml": f"{base}/feeds/main-feed"}
+    assert runs[3].healed_why == {f"{base}/rss/old.xml": "feed quiet for 2 runs"}
+
+
+def test_quiet_runs_are_counted_per_url_and_reset_by_news(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    store = CrawlStore(path)
+    assert [store.note_run("https://a.example/rss", 0) for _ in range(3)] == [1, 2, 3]
+    assert store.note_run("https://a.example/sitemap.xml", 0) == 1
+    store.close()
+    store = CrawlStore(path)  # the counts outlive the run
+    assert store.quiet_runs("https://a.example/rss") == 3
+    assert store.note_run("https://a.example/rss", 2) == 0
+    assert store.quiet_runs("https://a.example/sitemap.xml") == 1
+    store.close()
 
 
 @pytest.mark.integration

@@ -66,20 +66,34 @@ class NewsSpider(Spider):
         self._announced: dict[str, dict[str, datetime]] = {name: {} for name in self.sources}
         self._child_sitemaps: Counter[str] = Counter()  # per source, this run
         self._healing: set[str] = set()  # sources whose failed feed is being replaced, this run
+        # Configured feeds and sitemaps read in this run (-> their source), and how many new or
+        # updated article URLs each brought (child sitemaps count for their index): a quiet one
+        # is re-discovered after NEWSMON_QUIET_RUNS runs in a row.
+        self._read: dict[str, str] = {}
+        self._fresh: Counter[str] = Counter()
 
     def closed(self, reason: str) -> None:
+        for url, name in self._read.items():
+            self.stores[name].note_run(url, self._fresh[url])
         for name, store in self.stores.items():
             store.note_lastmods(self._announced[name])
             store.close()
 
     async def start(self) -> AsyncIterator[Request]:
+        quiet_after = self.settings.getint("NEWSMON_QUIET_RUNS")
         for source in self.sources.values():
-            for url in source.feeds:
-                yield self._discovery(url, source, self.parse_feed)
+            configured = [(url, self.parse_feed, "feed") for url in source.feeds]
+            if not self.feeds_only:
+                configured += [(url, self.parse_sitemap, "sitemap") for url in source.sitemaps]
+            for url, parse, kind in configured:
+                request = self._discovery(url, source, parse)
+                request.meta["origin"] = url
+                yield request
+                if (quiet := self.stores[source.name].quiet_runs(url)) >= quiet_after:
+                    for heal in self._heal(source, url, f"{kind} quiet for {quiet} runs"):
+                        yield heal  # no ``yield from`` in an async generator
             if self.feeds_only:
                 continue
-            for url in source.sitemaps:
-                yield self._discovery(url, source, self.parse_sitemap)
             for url in source.list_pages:
                 yield self._discovery(url, source, self.parse_list)
 
@@ -108,33 +122,38 @@ class NewsSpider(Spider):
         source = self.sources[response.meta["source"]]
         links = self._parse(response, lambda: feed_links(response.body, response.url)) or []
         progress(f"feed {response.url}: {len(links)} links")
-        failed = response.meta.get("healing")
+        failed, origin = response.meta.get("healing"), response.meta.get("origin")
         if not links:
             if failed is None:
-                yield from self._heal(source, response.url)
+                yield from self._heal(source, origin or response.url, "feed failed")
             return
+        if origin is not None:
+            self._read[origin] = source.name
         if failed is not None and f"newsmon/healed/{failed}" not in self.crawler.stats.get_stats():
+            why = response.meta["healing_why"]
             self.crawler.stats.set_value(f"newsmon/healed/{failed}", response.url)
-            progress(f"healed: feed {failed} failed; {response.url} (found on the homepage) works")
+            self.crawler.stats.set_value(f"newsmon/healed_why/{failed}", why)
+            progress(f"healed: {why}: {failed}; {response.url} (found on the homepage) works")
         for link in links:
-            yield from self._article(link, source, announced=True)
+            yield from self._article(link, source, announced=True, origin=origin)
 
     # ------------------------------------------------------------------ healing a failed feed
 
-    def _heal(self, source: Source, failed: str) -> Iterator[Request]:
-        """A configured feed failed (an HTTP error, or no feed there): look for the feeds the
+    def _heal(self, source: Source, failed: str, why: str) -> Iterator[Request]:
+        """A configured feed or sitemap failed (an HTTP error, nothing readable there) or brought
+        nothing new for NEWSMON_QUIET_RUNS runs (``why`` says which): look for the feeds the
         outlet's homepage advertises, once per source and run, at the source's own pace."""
         if source.homepage is None or source.name in self._healing:
             return
         self._healing.add(source.name)
-        progress(f"feed {failed} failed: looking for feeds on {source.homepage}")
+        progress(f"{why}: {failed}: looking for feeds on {source.homepage}")
         yield Request(
             source.homepage,
             callback=self.heal_from_homepage,
             errback=self.on_error,
             dont_filter=True,
             priority=10,
-            meta={"source": source.name, "kind": "discovery", "healing": failed},
+            meta={"source": source.name, "kind": "discovery", "healing": failed, "healing_why": why},
         )
 
     def heal_from_homepage(self, response: Response) -> Iterator[Request]:
@@ -147,6 +166,7 @@ class NewsSpider(Spider):
         for url in dict.fromkeys(candidates):
             request = self._discovery(url, source, self.parse_feed)
             request.meta["healing"] = response.meta["healing"]
+            request.meta["healing_why"] = response.meta["healing_why"]
             yield request
 
     def parse_list(self, response: Response) -> Iterator[Request]:
@@ -164,14 +184,18 @@ class NewsSpider(Spider):
         source = self.sources[response.meta["source"]]
         tz, max_size = LANG_TZ.get(source.lang, UTC), self.settings.getint("DOWNLOAD_MAXSIZE")
         sitemap = self._parse(response, lambda: sitemap_links(response.body, response.url, tz, max_size))
-        if sitemap is None:
+        depth, origin = response.meta.get("sitemap_depth", 0), response.meta.get("origin")
+        if sitemap is None or not sitemap.links:
+            if depth == 0:
+                yield from self._heal(source, origin or response.url, "sitemap failed")
             return
         progress(f"sitemap {response.url}: {len(sitemap.links)} links")
+        if origin is not None:
+            self._read[origin] = source.name
         if not sitemap.is_index:
             for link in self._within_budget(sitemap.links, "NEWSMON_MAX_SITEMAP_URLS", response.url):
-                yield from self._article(link, source, announced=True)
+                yield from self._article(link, source, announced=True, origin=origin)
             return
-        depth = response.meta.get("sitemap_depth", 0)
         budget = self.settings.getint("NEWSMON_MAX_CHILD_SITEMAPS")
         for link in sitemap.links:
             if self._child_sitemaps[source.name] >= budget:
@@ -185,7 +209,9 @@ class NewsSpider(Spider):
                 note(self.crawler.stats, SKIPPED, "before_since", link.url)
             else:
                 self._child_sitemaps[source.name] += 1
-                yield self._discovery(link.url, source, self.parse_sitemap, depth + 1)
+                child = self._discovery(link.url, source, self.parse_sitemap, depth + 1)
+                child.meta["origin"] = origin
+                yield child
 
     def _within_budget(self, links: list[Link], setting: str, where: str) -> list[Link]:
         """The newest ``setting`` links (undated ones last); the rest are counted, not fetched."""
@@ -202,9 +228,12 @@ class NewsSpider(Spider):
         self.crawler.stats.inc_value(f"newsmon/{SKIPPED}/{reason}", left - 1)
         note(self.crawler.stats, SKIPPED, reason, where, f"{left} entries left out")
 
-    def _article(self, link: Link, source: Source, *, announced: bool) -> Iterator[Request]:
+    def _article(
+        self, link: Link, source: Source, *, announced: bool, origin: str | None = None
+    ) -> Iterator[Request]:
         """A request for an article page. ``announced``: a feed, a sitemap or the source's
-        article pattern vouches that it is an article (extraction then drops it for nothing)."""
+        article pattern vouches that it is an article (extraction then drops it for nothing).
+        ``origin``: the configured feed or sitemap it came from, credited when the URL is new."""
         url, published, lastmod = link.url, link.published, link.lastmod
         if not on_domains(url, source.allowed_domains):
             note(self.crawler.stats, SKIPPED, "offsite", url)
@@ -217,9 +246,11 @@ class NewsSpider(Spider):
         if lastmod is not None and (url not in announced or lastmod > announced[url]):
             announced[url] = lastmod
         previous = self._seen_now.get(key)
+        known = None if previous == "requested" else self.stores[source.name].known(url, lastmod)
+        if origin is not None and known is None:
+            self._fresh[origin] += 1
         if previous == "requested":
             return
-        known = self.stores[source.name].known(url, lastmod)
         if known is not None and previous is not None:
             return  # already counted as known by an earlier feed or sitemap entry
         if previous is not None:
@@ -277,5 +308,6 @@ class NewsSpider(Spider):
             self.stores[request.meta["source"]].mark_skipped(
                 [request.url, *request.meta.get("redirect_urls", [])], reason, request.meta.get("lastmod")
             )
-        if request.callback == self.parse_feed and request.meta.get("healing") is None:
-            yield from self._heal(self.sources[request.meta["source"]], request.url)
+        if (origin := request.meta.get("origin")) and request.meta.get("sitemap_depth") == 0:
+            kind = "feed" if request.callback == self.parse_feed else "sitemap"
+            yield from self._heal(self.sources[request.meta["source"]], origin, f"{kind} failed")
