@@ -133,6 +133,15 @@ class _Story:
     numbers: Counter[str] = field(default_factory=Counter)
     keywords: Counter[str] = field(default_factory=Counter)
     rows: dict[str, int] = field(default_factory=dict)
+    slot: int = -1
+
+    def features_of(self, report: Report) -> list[tuple[str, frozenset[str], Counter[str]]]:
+        """The report's entities, numbers and keywords beside the story's counts of them."""
+        return [
+            ("e", report.entities, self.entities),
+            ("n", report.numbers, self.numbers),
+            ("k", report.keywords, self.keywords),
+        ]
 
 
 def _share(found: frozenset[str], counts: Counter[str]) -> float:
@@ -165,7 +174,13 @@ def features(report: Report, story: _Story, sims: np.ndarray) -> np.ndarray:
 
 
 class EventStories:
-    """Assigns story ids; use as a context manager (or call save) to persist the state."""
+    """Assigns story ids; use as a context manager (or call save) to persist the state.
+
+    The active stories live in flat arrays, so scoring a report is a few vector operations over
+    them: per story slot its first and last day, size and day sum; one matrix row per (story,
+    language) with that language's embedding sum; postings from each entity, number and keyword
+    to the slots whose members carry it, with counts.
+    """
 
     def __init__(
         self,
@@ -179,9 +194,19 @@ class EventStories:
         self.max_active = max_active
         self.max_docs = max_docs
         self._stories: dict[str, _Story] = {}
-        # One row per (story, language): that language's members' embedding sums.
+        self._slot_story: list[_Story | None] = []
+        self._first = np.zeros(0)
+        self._last = np.zeros(0)
+        self._size = np.zeros(0)
+        self._day_sum = np.zeros(0)
+        self._live = np.zeros(0, dtype=bool)
+        self._free_slots: list[int] = []
         self._matrix = np.zeros((0, DIMENSIONS), dtype=np.float32)
-        self._free: list[int] = []  # rows not in use (expired stories'), reused
+        self._row_slot = np.zeros(0, dtype=np.int64)  # -1: a free row
+        self._row_lang = np.zeros(0, dtype=object)
+        self._row_count = np.zeros(0)  # members in the row's language
+        self._free_rows: list[int] = []
+        self._postings: dict[str, Counter[int]] = {}
         self._docs: OrderedDict[str, str] = OrderedDict()  # article id -> story id
         self._newest = float("-inf")
         if state_dir is not None:
@@ -203,89 +228,164 @@ class EventStories:
         if story is None:
             story = self._best(report)
         if story is None:
-            story = _Story(report.doc_id, report.day, report.day)
-            self._stories[story.story_id] = story
+            story = self._new_story(report.doc_id, report.day)
         self._add(story, report)
+        self._remember(report.doc_id, story.story_id)
+        self._newest = max(self._newest, report.day)
+        self._expire()
         return story.story_id
 
     def scores(self, report: Report) -> dict[str, float]:
         """The mean logit of ``report`` against each recent story (for evaluation and tests)."""
-        candidates = self._candidates(report)
-        if not candidates:
-            return {}
-        sims = self._similarities(report, candidates)
-        rows = np.array([features(report, s, sims[i]) for i, s in enumerate(candidates)])
-        logits = rows @ self.model.weights + self.model.bias
-        return {s.story_id: float(v) for s, v in zip(candidates, logits, strict=True)}
+        slots, logits = self._score(report)
+        return {self._story_at(int(k)).story_id: float(v) for k, v in zip(slots, logits, strict=True)}
+
+    def _story_at(self, slot: int) -> _Story:
+        story = self._slot_story[slot]
+        assert story is not None
+        return story
 
     def _best(self, report: Report) -> _Story | None:
-        scored = self.scores(report)
-        if not scored:
+        slots, logits = self._score(report)
+        if not len(slots):
             return None
-        best = max(scored, key=lambda k: scored[k])
-        return self._stories[best] if scored[best] >= self.model.threshold else None
+        best = int(np.argmax(logits))
+        return self._story_at(int(slots[best])) if logits[best] >= self.model.threshold else None
 
-    def _candidates(self, report: Report) -> list[_Story]:
+    def _score(self, report: Report) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate slots (stories within the window) and their mean logits: ``features``
+        for all of them at once."""
         window = self.model.window_days
-        return [s for s in self._stories.values() if s.first - window <= report.day <= s.last + window]
+        near = self._live & (self._first - window <= report.day) & (report.day <= self._last + window)
+        slots = np.flatnonzero(near)
+        if not len(slots):
+            return slots, np.zeros(0)
+        rows = np.flatnonzero((self._row_slot >= 0) & near[np.maximum(self._row_slot, 0)])
+        owner = self._row_slot[rows]
+        same = (self._row_lang[rows] == report.lang).astype(np.float64)
+        # One pass over the whole (contiguous) matrix, then picked: cheaper than copying the
+        # candidate rows out of it. Column 0: the headline part, column 1: the lead part.
+        halves = np.zeros((DIMENSIONS, 2), dtype=np.float32)
+        halves[:TITLE_DIMENSIONS, 0] = report.embedding[:TITLE_DIMENSIONS]
+        halves[TITLE_DIMENSIONS:, 1] = report.embedding[TITLE_DIMENSIONS:]
+        sims = (self._matrix @ halves)[rows].astype(np.float64)
+        title, lead = sims[:, 0], sims[:, 1]
+        width = len(self._live)
 
-    def _similarities(self, report: Report, candidates: list[_Story]) -> np.ndarray:
-        """(candidates, 4): title, lead, then both over the members in the report's language."""
-        rows = [row for s in candidates for row in s.rows.values()]
-        owner = np.array([i for i, s in enumerate(candidates) for _ in s.rows])
-        same = np.array([lang == report.lang for s in candidates for lang in s.rows])
-        block = self._matrix[rows]
-        parts = np.column_stack(
-            [
-                block[:, :TITLE_DIMENSIONS] @ report.embedding[:TITLE_DIMENSIONS],
-                block[:, TITLE_DIMENSIONS:] @ report.embedding[TITLE_DIMENSIONS:],
-            ]
-        )
-        out = np.zeros((len(candidates), 4))
-        for j in range(2):
-            out[:, j] = np.bincount(owner, weights=parts[:, j], minlength=len(candidates))
-            out[:, j + 2] = np.bincount(owner, weights=parts[:, j] * same, minlength=len(candidates))
-        return out
+        def per_slot(weights: np.ndarray) -> np.ndarray:
+            return np.bincount(owner, weights=weights, minlength=width)[slots]
+
+        size, day_sum = self._size[slots], self._day_sum[slots]
+        same_count = per_slot(self._row_count[rows] * same)
+        t_all, l_all = per_slot(title), per_slot(lead)
+        columns = [
+            t_all,
+            l_all,
+            t_all - per_slot(title * same),
+            l_all - per_slot(lead * same),
+            self._shares("e", report.entities, slots, width),
+            size * (not report.entities),
+            self._shares("n", report.numbers, slots, width),
+            size * (not report.numbers),
+            self._shares("k", report.keywords, slots, width),
+            np.abs(size * report.day - day_sum),
+            size - same_count,
+        ]
+        features = np.column_stack(columns) / size[:, None]
+        return slots, features @ self.model.weights + self.model.bias
+
+    def _shares(self, kind: str, found: frozenset[str], slots: np.ndarray, width: int) -> np.ndarray:
+        """Per slot: sum over its members of |found ∩ member| / |found| (``_share``, from postings)."""
+        total = np.zeros(width)
+        for value in found:
+            for slot, count in self._postings.get(f"{kind}:{value}", {}).items():
+                total[slot] += count
+        return total[slots] / len(found) if found else total[slots]
+
+    # --- the arrays
+
+    def _new_story(self, story_id: str, day: float) -> _Story:
+        if not self._free_slots:  # grow by doubling: amortised O(1)
+            start = len(self._live)
+            grow = max(16, start)
+            self._first = np.concatenate([self._first, np.zeros(grow)])
+            self._last = np.concatenate([self._last, np.zeros(grow)])
+            self._size = np.concatenate([self._size, np.zeros(grow)])
+            self._day_sum = np.concatenate([self._day_sum, np.zeros(grow)])
+            self._live = np.concatenate([self._live, np.zeros(grow, dtype=bool)])
+            self._slot_story += [None] * grow
+            self._free_slots = list(range(start + grow - 1, start - 1, -1))
+        slot = self._free_slots.pop()
+        story = _Story(story_id, day, day, slot=slot)
+        self._slot_story[slot] = story
+        self._first[slot], self._last[slot], self._live[slot] = day, day, True
+        self._size[slot] = self._day_sum[slot] = 0.0
+        self._stories[story_id] = story
+        return story
 
     def _row(self, story: _Story, lang: str) -> int:
         if lang not in story.rows:
-            if not self._free:  # grow by doubling: amortised O(1) per new row
+            if not self._free_rows:
                 start = len(self._matrix)
                 grow = max(16, start)
                 self._matrix = np.vstack([self._matrix, np.zeros((grow, DIMENSIONS), np.float32)])
-                self._free = list(range(start + grow - 1, start - 1, -1))
-            row = self._free.pop()
+                self._row_slot = np.concatenate([self._row_slot, np.full(grow, -1)])
+                self._row_lang = np.concatenate([self._row_lang, np.full(grow, "", dtype=object)])
+                self._row_count = np.concatenate([self._row_count, np.zeros(grow)])
+                self._free_rows = list(range(start + grow - 1, start - 1, -1))
+            row = self._free_rows.pop()
             self._matrix[row] = 0.0
+            self._row_slot[row], self._row_lang[row], self._row_count[row] = story.slot, lang, 0.0
             story.rows[lang] = row
         return story.rows[lang]
 
     def _add(self, story: _Story, report: Report) -> None:
         row = self._row(story, report.lang)  # first: it may grow (replace) the matrix
         self._matrix[row] += report.embedding
+        self._row_count[row] += 1
         story.size += 1
         story.day_sum += report.day
+        self._size[story.slot], self._day_sum[story.slot] = story.size, story.day_sum
         story.first, story.last = min(story.first, report.day), max(story.last, report.day)
+        self._first[story.slot], self._last[story.slot] = story.first, story.last
         story.langs[report.lang] += 1
-        story.entities.update(report.entities)
-        story.numbers.update(report.numbers)
-        story.keywords.update(report.keywords)
-        self._docs[report.doc_id] = story.story_id
+        for kind, values, counts in story.features_of(report):
+            counts.update(values)
+            for value in values:
+                self._postings.setdefault(f"{kind}:{value}", Counter())[story.slot] += 1
+
+    def _remember(self, doc_id: str, story_id: str) -> None:
+        self._docs[doc_id] = story_id
         while len(self._docs) > self.max_docs:
             self._docs.popitem(last=False)
-        self._newest = max(self._newest, report.day)
-        self._expire()
 
     def _expire(self) -> None:
         """Drop stories no new report can join any more (past the window behind the newest
         report), and the oldest beyond ``max_active``."""
         horizon = self._newest - 2 * self.model.window_days
-        ended = [s for s in self._stories.values() if s.last < horizon]
-        if len(self._stories) - len(ended) > self.max_active:
-            alive = sorted((s for s in self._stories.values() if s.last >= horizon), key=lambda s: s.last)
-            ended += alive[: len(alive) - self.max_active]
-        for story in ended:
-            self._free += story.rows.values()
-            del self._stories[story.story_id]
+        ended = np.flatnonzero(self._live & (self._last < horizon)).tolist()
+        alive = np.flatnonzero(self._live & (self._last >= horizon))
+        if len(alive) > self.max_active:
+            ended += alive[
+                np.argsort(self._last[alive], kind="stable")[: len(alive) - self.max_active]
+            ].tolist()
+        for slot in ended:
+            self._drop(self._story_at(slot))
+
+    def _drop(self, story: _Story) -> None:
+        for kind, counts in (("e", story.entities), ("n", story.numbers), ("k", story.keywords)):
+            for value in counts:
+                posting = self._postings[f"{kind}:{value}"]
+                del posting[story.slot]
+                if not posting:
+                    del self._postings[f"{kind}:{value}"]
+        for row in story.rows.values():
+            self._row_slot[row] = -1
+            self._free_rows.append(row)
+        self._live[story.slot] = False
+        self._slot_story[story.slot] = None
+        self._free_slots.append(story.slot)
+        del self._stories[story.story_id]
 
     # --- persistence: one .npz (no pickle), replaced atomically
 
@@ -309,17 +409,23 @@ class EventStories:
         self._docs = OrderedDict(meta["docs"])
         self._newest = meta["newest"]
         for raw in meta["stories"]:
-            story = _Story(
-                raw["id"],
-                raw["first"],
-                raw["last"],
-                raw["size"],
-                raw["day_sum"],
-                *(Counter(raw[k]) for k in ("langs", "entities", "numbers", "keywords")),
-            )
-            story.rows = dict(zip(raw["langs_rows"], raw["rows"], strict=True))
-            self._stories[story.story_id] = story
-        self._matrix = matrix
+            story = self._new_story(raw["id"], raw["first"])
+            story.last, story.size, story.day_sum = raw["last"], raw["size"], raw["day_sum"]
+            self._last[story.slot] = story.last
+            self._size[story.slot], self._day_sum[story.slot] = story.size, story.day_sum
+            story.langs.update(raw["langs"])
+            for kind, name, counts in (
+                ("e", "entities", story.entities),
+                ("n", "numbers", story.numbers),
+                ("k", "keywords", story.keywords),
+            ):
+                counts.update(raw[name])
+                for value, count in counts.items():
+                    self._postings.setdefault(f"{kind}:{value}", Counter())[story.slot] += count
+            for lang, stored in zip(raw["langs_rows"], raw["rows"], strict=True):
+                row = self._row(story, lang)  # first: it may grow (replace) the matrix
+                self._matrix[row] = matrix[stored]
+                self._row_count[row] = story.langs[lang]
 
     def save(self) -> None:
         if self.state_dir is None:

@@ -58,11 +58,14 @@ def test_a_wire_copy_joins_its_originals_story_whatever_its_score() -> None:
 
 
 def test_the_active_index_is_bounded_by_the_window_and_its_cap() -> None:
-    stories = EventStories(model=TOY, max_active=5)
+    stories = EventStories(model=TOY, max_active=50)
     for day in range(100):
-        stories.assign(report(f"d{day}", float(day), unit(day)))
-    # Window 7 days: stories older than two windows behind the newest report are dropped.
-    assert len(stories) <= 15
+        stories.assign(report(f"d{day}", float(day), unit(day), entities=(f"org:{day}", "agency:us_bis")))
+    # Window 7 days: stories older than two windows behind the newest report are dropped, with
+    # their rows and entity postings.
+    assert len(stories) == 15
+    assert len(stories._postings) == 16 and len(stories._postings["e:agency:us_bis"]) == 15
+    assert stories.story_of("d0") == "d0"  # the article -> story map outlives the active index
     capped = EventStories(model=TOY, max_active=5)
     for n in range(50):
         capped.assign(report(f"s{n}", 0.0, unit(100 + n)))
