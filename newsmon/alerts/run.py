@@ -210,7 +210,10 @@ def run_alerts(
                 if smtp_ok:
                     smtp_ok = _deliver(rule, settings, ledger, sender, stats, say, mode)
                 else:
-                    stats.failed_pending += len(ledger.pending(rule.name))
+                    left = ledger.pending(rule.name) if rule.mode == mode else []
+                    if mode == "digest":
+                        left += ledger.pending(rule.name, more_coverage=True)
+                    stats.failed_pending += len(left)
         finally:
             sender.close()
             ledger.close()
