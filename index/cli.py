@@ -93,11 +93,17 @@ def search_command(
     alert: AlertOpt = None,
     sort: Annotated[str, typer.Option(help="relevance or date.")] = "relevance",
     size: Annotated[int, typer.Option(help="How many hits.")] = 10,
+    stories: Annotated[
+        bool, typer.Option("--stories", help="List event stories (latest first), not articles.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Search indexed articles; prints highlighted snippets."""
     from newsmon.index.search import search_articles
 
+    if stories:
+        _print_stories(query, _filters(topic, lang, site, entity, since, until, alert), size, json_out)
+        return
     if sort not in ("relevance", "date"):
         raise NewsmonError(f"--sort must be relevance or date, not {sort!r}")
     sort_by: Sort = "date" if sort == "date" else "relevance"
@@ -125,6 +131,29 @@ def search_command(
             hit.lang or "",
             f"{hit.score:.2f}" if hit.score is not None else "",
             body,
+        )
+    out.print(table)
+
+
+def _print_stories(query: str, filters: Filters, size: int, json_out: bool) -> None:
+    from newsmon.index.search import search_stories
+
+    result = search_stories(get_settings(), query, filters, size=size)
+    if json_out:
+        print_json(asdict(result))
+        return
+    table = Table(title=f"{result.total} stories ({result.took_ms} ms)", show_lines=True)
+    for name in ("first seen", "reports", "outlets", "languages", "alerts", "story"):
+        table.add_column(name, overflow="fold")
+    for story in result.stories:
+        titles = "\n".join(f"[bold]{escape(t.lang)}[/] {escape(t.title)}" for t in story.titles)
+        table.add_row(
+            f"{story.first_seen:%Y-%m-%d %H:%M}" if story.first_seen else "",
+            str(story.articles),
+            escape(", ".join(story.sites)),
+            ", ".join(story.langs),
+            str(story.alert_articles),
+            f"{titles}\n{escape(', '.join(story.entities))}\n[dim]{escape(story.id)}[/]",
         )
     out.print(table)
 

@@ -237,6 +237,100 @@ def search_articles(
     )
 
 
+@dataclass
+class StoryTitle:
+    lang: str
+    title: str
+    url: str
+    site: str
+
+
+@dataclass
+class StoryHit:
+    """One event story: its reports, aggregated (the articles carry ``story_id``)."""
+
+    id: str
+    articles: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    titles: list[StoryTitle]  # the first report in each language
+    sites: list[str]
+    langs: list[str]
+    entities: list[str]
+    alert_articles: int  # reports the NLP flagged as export-control news
+
+
+@dataclass
+class StoryResult:
+    total: int  # stories with a matching report
+    stories: list[StoryHit]
+    took_ms: int
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _story(bucket: dict[str, Any]) -> StoryHit:
+    titles = []
+    for lang in bucket["titles"]["buckets"]:
+        src = lang["first"]["hits"]["hits"][0]["_source"]
+        titles.append(StoryTitle(lang["key"], src.get("title", ""), src.get("url", ""), src.get("site", "")))
+    return StoryHit(
+        id=bucket["key"],
+        articles=bucket["doc_count"],
+        first_seen=_when(bucket["first_seen"].get("value_as_string")),
+        last_seen=_when(bucket["last_seen"].get("value_as_string")),
+        titles=titles,
+        sites=[b["key"] for b in bucket["sites"]["buckets"]],
+        langs=[b["key"] for b in bucket["langs"]["buckets"]],
+        entities=[b["key"] for b in bucket["entities"]["buckets"]],
+        alert_articles=bucket["alerts"]["doc_count"],
+    )
+
+
+def search_stories(
+    settings: Settings,
+    query: str,
+    filters: Filters = Filters(),
+    *,
+    size: int = 10,
+    client: Elasticsearch | None = None,
+) -> StoryResult:
+    """Stories with a report matching ``query`` and the filters, latest report first: per story
+    its first title in each language, first and last report, outlets, languages, entities and how
+    many reports were flagged as alerts."""
+    client = client or es_client(settings)
+    first = {"top_hits": {"size": 1, "sort": [{"date": "asc"}], "_source": ["title", "url", "site"]}}
+    resp = client.search(
+        index=articles_alias(settings),
+        query=build_query(query, [*filters.clauses(), {"exists": {"field": "story_id"}}], filters.lang),
+        size=0,
+        aggs={
+            "count": {"cardinality": {"field": "story_id"}},
+            "stories": {
+                "terms": {"field": "story_id", "size": size, "order": {"last_seen": "desc"}},
+                "aggs": {
+                    "first_seen": {"min": {"field": "date"}},
+                    "last_seen": {"max": {"field": "date"}},
+                    "titles": {"terms": {"field": "lang", "size": 10}, "aggs": {"first": first}},
+                    "sites": {"terms": {"field": "site", "size": 20}},
+                    "langs": {"terms": {"field": "lang", "size": 10}},
+                    "entities": {"terms": {"field": "entities", "size": 10}},
+                    "alerts": {"filter": {"term": {"alert.export_controls": True}}},
+                },
+            },
+        },
+        track_total_hits=True,
+    )
+    aggs = resp["aggregations"]
+    return StoryResult(
+        total=aggs["count"]["value"],
+        stories=[_story(b) for b in aggs["stories"]["buckets"]],
+        took_ms=resp["took"],
+    )
+
+
 def article_stats(
     settings: Settings,
     query: str = "",

@@ -304,6 +304,7 @@ def _mount() -> None:
     from newsmon.nlp.cli import analyze_command
     from newsmon.nlp.training.cli import train_command
     from newsmon.nlp.training.signal_eval import signal_app
+    from newsmon.nlp.training.stories import stories_eval_command, stories_train_command
 
     app.command("crawl")(crawl_command)
     app.command("extract")(extract_command)
@@ -320,6 +321,8 @@ def _mount() -> None:
     alerts_app.command("run")(alerts_run_command)  # matches come from the index: the app wires it
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(kibana_app, name="kibana")
+    signal_app.command("stories-train")(stories_train_command)
+    signal_app.command("stories")(stories_eval_command)
     app.add_typer(signal_app, name="signal")
 
 

@@ -78,7 +78,8 @@ class Article(BaseModel):
     topics: list[Topic] = Field(default_factory=list)
     relevance: float | None = None
     alert: AlertDecision = Field(default_factory=AlertDecision)
-    cluster_id: str | None = None
+    cluster_id: str | None = None  # wire copies of one text (nlp.cluster)
+    story_id: str | None = None  # every report of one event, any outlet or language (nlp.stories)
     analyzer: str = ""
 
     # --- index bookkeeping

@@ -14,6 +14,7 @@ from newsmon.errors import ConfigError
 from newsmon.nlp.cluster import StoryClusters
 from newsmon.nlp.jsonl import analyze_jsonl
 from newsmon.nlp.pipeline import Analyzer, cluster_state_dir
+from newsmon.nlp.stories import EventStories
 from newsmon.nlp.topics import backend_names
 
 
@@ -49,6 +50,7 @@ def analyze_command(
     analyzer = Analyzer(
         topic_backend=settings_topic_backend(settings),
         clusters=StoryClusters(state_dir or cluster_state_dir()),
+        stories=EventStories(state_dir or cluster_state_dir()),
     )
     console = Console(stderr=True)
     with ExitStack() as stack:

@@ -32,6 +32,7 @@ ANALYSIS_FIELDS = (
     "relevance",
     "alert",
     "cluster_id",
+    "story_id",
     "analyzer",
 )
 
@@ -43,12 +44,13 @@ class AnalyzeStats:
     errors: int = 0
     alerts: int = 0
     clusters: set[str] = field(default_factory=set)
+    stories: set[str] = field(default_factory=set)
     seconds: float = 0.0
 
     def summary(self) -> str:
         return (
             f"{self.analysed} analysed, {self.errors} bad lines, {self.alerts} export-control alerts, "
-            f"{len(self.clusters)} story clusters in {self.seconds:.1f}s"
+            f"{len(self.clusters)} story clusters, {len(self.stories)} event stories in {self.seconds:.1f}s"
         )
 
 
@@ -139,11 +141,14 @@ def analyze_jsonl(
                     stats.analysed += 1
                     stats.alerts += result.alert.export_controls
                     stats.clusters.add(result.cluster_id or "")
+                    stats.stories.add(result.story_id or "")
                 out_stream.write(json.dumps(out, ensure_ascii=False) + "\n")
             stats.lines += len(chunk)
             if progress is not None:
                 progress(len(chunk))
     finally:
         analyzer.clusters.save()
+        if analyzer.stories is not None:
+            analyzer.stories.save()
     stats.seconds = time.monotonic() - started
     return stats

@@ -1,5 +1,5 @@
 """The analysis pipeline: language, tokens, entities, keywords, topics, relevance, the
-export-control alert and the story cluster of each article.
+export-control alert, the wire-copy cluster and the event story of each article.
 
 Heavy models (Kiwi, jieba's dictionary, lingua) load once per process, on first use.
 Articles are processed in batches so that Korean texts go through Kiwi's batch API.
@@ -28,6 +28,8 @@ from newsmon.nlp.lang import detect_lang, to_simplified
 from newsmon.nlp.lexicon import data_fingerprint
 from newsmon.nlp.signal import META_FILE, Signal, SignalModel, cue_vector
 from newsmon.nlp.signal import MODEL_DIR as SIGNAL_MODEL_DIR
+from newsmon.nlp.stories import MODEL_FILE as STORY_MODEL_FILE
+from newsmon.nlp.stories import EventStories, report_of
 from newsmon.nlp.tokenize import Tokenizers, get_tokenizers
 from newsmon.nlp.topics import RulesBackend, TopicBackend, classify, get_backend
 from newsmon.settings import Settings, get_settings
@@ -101,6 +103,7 @@ def settings_analyzer(settings: Settings) -> Analyzer:
     return Analyzer(
         topic_backend=settings_topic_backend(settings),
         clusters=StoryClusters(cluster_state_dir(settings)),
+        stories=EventStories(cluster_state_dir(settings)),
         relevance_model=default_relevance_model(settings.relevance_model),
     )
 
@@ -115,6 +118,7 @@ class Analyzer:
         tokenizers: Tokenizers | None = None,
         relevance_model: RelevanceModel | Literal["default"] | None = "default",
         signal: SignalModel | Literal["default"] | None = "default",
+        stories: EventStories | Literal["default"] | None = "default",
     ) -> None:
         self.tokenizers = tokenizers or get_tokenizers()
         # The signal heads decide the alert (and, with the "signal" backend, the topics).
@@ -142,6 +146,10 @@ class Analyzer:
         self.relevance_model = scorer if callable(scorer) else getattr(relevance_model, "relevance", None)
         # Without a persistent store, ids are still consistent within this analyzer's lifetime.
         self.clusters = clusters if clusters is not None else StoryClusters()
+        # Event stories (nlp.stories); in memory unless given a persistent one, None: off.
+        self.stories = (
+            (EventStories() if STORY_MODEL_FILE.is_file() else None) if stories == "default" else stories
+        )
         self.alerts = AlertModel(tokenizers=self.tokenizers)
 
     def prepare(self, articles: list[Article]) -> Prepared:
@@ -170,9 +178,14 @@ class Analyzer:
         )
 
     def signals(
-        self, prepared: Prepared, topics: list[dict[str, Topic]], decisions: list[AlertDecision]
+        self,
+        prepared: Prepared,
+        topics: list[dict[str, Topic]],
+        decisions: list[AlertDecision],
+        embeddings: np.ndarray | None = None,
     ) -> list[Signal]:
-        """The heads' view of a batch; ``topics`` and ``decisions``: the rules' scores of its docs."""
+        """The heads' view of a batch; ``topics`` and ``decisions``: the rules' scores of its docs;
+        ``embeddings``: the batch's, where the caller has them already."""
         assert self.signal is not None
         rows = [
             cue_vector(self.alerts, self.rules, doc, topics=t, decision=d)
@@ -180,14 +193,24 @@ class Analyzer:
         ]
         cues = np.array(rows, dtype=np.float32)
         langs = [a.lang for a in prepared.articles]
-        return self.signal.score(embed(prepared.titles, prepared.leads), cues.reshape(len(langs), -1), langs)
+        if embeddings is None:
+            embeddings = embed(prepared.titles, prepared.leads)
+        return self.signal.score(embeddings, cues.reshape(len(langs), -1), langs)
 
     def analyze_batch(self, articles: list[Article]) -> list[Article]:
         prepared = self.prepare(articles)
         tokenized, docs = prepared.articles, prepared.docs
         rule_alerts = [self.alerts.decide(doc) for doc in docs]
         rule_topics = [self.rules.score(doc) for doc in docs] if self.signal is not None else []
-        signals = self.signals(prepared, rule_topics, rule_alerts) if self.signal is not None else None
+        # One encoder pass serves the signal heads and the event stories.
+        embeddings = (
+            embed(prepared.titles, prepared.leads)
+            if self.signal is not None or self.stories is not None
+            else None
+        )
+        signals = (
+            self.signals(prepared, rule_topics, rule_alerts, embeddings) if self.signal is not None else None
+        )
         # Nothing to read, nothing to decide: the heads would only echo their bias.
         blank = [not (doc.title or doc.body) for doc in docs]
         if self.topics is None:
@@ -209,15 +232,32 @@ class Analyzer:
                 assert self.signal is not None
                 alert = self.signal.alert_decision(signals[i], alert.evidence)
             relevance = max([t.score for t in labels] + [alert.score] + ([given[i]] if given else []))
+            entities, keywords = entities_of(doc), keywords_of(doc)
+            cluster = self.clusters.assign(article.id, article.title, article.text)
+            story = None
+            if self.stories is not None:
+                assert embeddings is not None
+                report = report_of(
+                    article.id,
+                    article.lang,
+                    article.published or article.first_seen or article.fetched,
+                    embeddings[i],
+                    entities,
+                    keywords,
+                    prepared.titles[i],
+                    article.text,
+                )
+                story = self.stories.assign(report, copy_of=cluster if cluster != article.id else None)
             out.append(
                 article.model_copy(
                     update={
-                        "entities": entities_of(doc),
-                        "keywords": keywords_of(doc),
+                        "entities": entities,
+                        "keywords": keywords,
                         "topics": labels,
                         "relevance": round(relevance, 4),
                         "alert": alert,
-                        "cluster_id": self.clusters.assign(article.id, article.title, article.text),
+                        "cluster_id": cluster,
+                        "story_id": story,
                         "analyzer": analyzer_version(),
                     }
                 )
@@ -237,8 +277,10 @@ class Analyzer:
                 if progress is not None:
                     progress(len(batch))
         finally:
-            # Once per run, not per batch: the state file holds the whole LSH index.
+            # Once per run, not per batch: the state files hold the whole indexes.
             self.clusters.save()
+            if self.stories is not None:
+                self.stories.save()
 
 
 def cluster_state_dir(settings: Settings | None = None) -> Path:

@@ -69,4 +69,10 @@ def test_rules_run_as_queries_on_the_real_node(es_settings: Settings, tmp_path: 
         assert len(sink.wait_for(8, timeout=1.0)) == 7
 
         digest = alert_run(settings, rules=rules, mode="digest")
-        assert (digest.sent, digest.emails) == (3, 1)  # no language filter: the ja-tagged one too
+        # The daily rule's 3 stories (no language filter: the ja-tagged one too) in one mail, and
+        # the sixth outlet as more coverage of the mailed Korean story, once for each rule that
+        # mailed it (export-controls, ko-term).
+        assert (digest.sent, digest.emails) == (5, 3)
+        mails = sink.wait_for(10)
+        coverage = [m for m in mails[7:] if "More coverage" in m.message.get_body(("plain",)).get_content()]
+        assert sorted(m.message["X-Newsmon-Rule"] for m in coverage) == ["export-controls", "ko-term"]

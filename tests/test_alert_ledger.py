@@ -42,16 +42,39 @@ def test_record_pending_extend_and_skip_sent(tmp_path: Path) -> None:
     [story] = ledger.pending("r")
     assert [a.source for a in story.articles] == ["etnews", "zdnet_korea"]
 
-    # ...and once it is sent, further copies are only reported.
+    # ...and once it is sent, further copies are more coverage for the digest, not a new alert.
     ledger.mark_sending([story], "<id@x>")
     ledger.mark_sent([story])
     assert ledger.record_matches("r", group_stories("r", copies[1:]), T0 + timedelta(hours=2)) == {
         "cluster:c-hbm-rule": "sent"
     }
     assert ledger.pending("r") == []
-    assert ledger.states("r") == {"cluster:c-hbm-rule": "sent"}
+    assert ledger.states("r") == {"cluster:c-hbm-rule": "sent", "more:cluster:c-hbm-rule": "pending"}
+    [more] = ledger.pending("r", more_coverage=True)
+    assert [a.source for a in more.articles] == ["etnews", "zdnet_korea", copies[1].source]  # all reports
+    assert more.new_ids == {copies[1].id} and more.more_coverage
+    # A report seen before (re-indexed, or already mailed) is never new coverage again.
+    ledger.record_matches("r", group_stories("r", [first, copies[1]]), T0 + timedelta(hours=3))
+    assert [s.new_ids for s in ledger.pending("r", more_coverage=True)] == [{copies[1].id}]
+    ledger.mark_sending([more], "<more@x>")
+    ledger.mark_sent([more])
+    ledger.record_matches("r", group_stories("r", [copies[1]]), T0 + timedelta(hours=4))
+    assert ledger.pending("r", more_coverage=True) == []
+    # The next new report opens the story's next coverage.
+    late = _copy(first, 9)
+    ledger.record_matches("r", group_stories("r", [late]), T0 + timedelta(hours=5))
+    [again] = ledger.pending("r", more_coverage=True)
+    assert again.new_ids == {late.id} and len(again.articles) == 4
     assert ledger.states("other") == {} and ledger.checkpoint("other") is None
     ledger.close()
+
+
+def test_stories_key_on_the_event_story_before_the_wire_cluster() -> None:
+    ko, zh = sample_articles()[0], sample_articles()[3]
+    assert story_key(ko) == "cluster:c-hbm-rule"
+    same_event = [a.model_copy(update={"story_id": "s-1"}) for a in (ko, zh)]
+    [story] = group_stories("r", same_event)
+    assert story.key == "story:s-1" and len(story.articles) == 2
 
 
 def test_interrupted_sends_are_requeued_and_counted(tmp_path: Path) -> None:

@@ -364,3 +364,45 @@ def test_a_few_stories_stay_one_mail_each_up_to_the_flood_threshold(es: Node) ->
         assert (stats.sent, stats.emails) == (4, 1)
         mails = sink.wait_for(4)
         assert "digest" in mails[-1].message["Subject"] and set(_numbers(mails[-1])) == {4, 5, 6, 7}
+
+
+def test_one_alert_per_event_story_and_later_coverage_only_in_the_digest(es: Node) -> None:
+    """Reports of one event in three languages mail once; later reports wait for the digest as
+    more coverage (outlets, languages); a new action alerts again; an SMTP outage during the
+    digest loses and doubles nothing."""
+    event = [story(1, story_id="evt"), story(2, lang="zh", story_id="evt")]
+    es.add(*event)
+    with SmtpSink() as sink:
+        settings = _settings(es, sink)
+        assert (_run(settings, es).emails, len(sink.wait_for(1))) == (1, 1)
+        [alert] = sink.messages
+        assert alert.message["Subject"].endswith("(+1 outlets)")
+
+        later = [story(3, lang="en", story_id="evt"), story(4, lang="zh", story_id="evt")]
+        es.add(*later, story(5, story_id="new-action"))
+        immediate = _run(settings, es)
+        assert (immediate.matched, immediate.emails, immediate.skipped_already_sent) == (3, 1, 1)
+        assert _subjects(sink.wait_for(2))[1] == f"[newsmon] {story(5).title}"
+
+        # The digest run carries the immediate rule's more coverage; the SMTP server is down first.
+        down = _run(_settings(es), es, mode="digest")
+        assert (down.sent, down.failed_pending) == (0, 1) and down.error
+        digest = _run(settings, es, mode="digest")
+        assert (digest.sent, digest.emails) == (1, 1)
+        mail = sink.wait_for(3)[2]
+        assert mail.message["Subject"].startswith("[newsmon] export-controls digest")
+        text = _text(mail)
+        assert "More coverage of a story alerted before: 2 new reports from outlet3 (outlet3.example)" in text
+        assert "in en, zh" in text
+        # Every report of the story is listed, the new ones marked.
+        assert all(f"outlet{n}.example/news/{n}" in text for n in range(1, 5))
+        assert text.count("(new)") == 2 and "(new)" in _html(mail)
+
+        # Nothing new: neither run mails again; a further report opens the next coverage.
+        assert (_run(settings, es).emails, _run(settings, es, mode="digest").emails) == (0, 0)
+        es.add(story(6, lang="en", story_id="evt"))
+        assert _run(settings, es).emails == 0
+        assert _run(settings, es, mode="digest").emails == 1
+        mails = sink.wait_for(4)
+        assert len(mails) == 4 and len({m.message["Message-ID"] for m in mails}) == 4
+        assert "1 new report from outlet6" in _text(mails[3])

@@ -49,6 +49,11 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "kibana import": (["kibana", "import", "--url", "http://127.0.0.2:{closed}"], {2}),
     "signal train": (["signal", "train", "--corpus", "{tmp}/no-corpus", "--out", "{tmp}/heads"], {2}),
     "signal eval": (["signal", "eval", "--model", "{tmp}/no-heads"], {2}),
+    "signal stories-train": (
+        ["signal", "stories-train", "--corpus", "{tmp}/no-corpus", "--out", "{tmp}/stories.json"],
+        {2},
+    ),
+    "signal stories": (["signal", "stories", "--model", "{tmp}/no-stories.json"], {2}),
 }
 
 

@@ -48,6 +48,9 @@ def test_the_issue_objects_are_there() -> None:
     assert "Export controls: last 7 days" in titles["search"]
     assert {"Korean articles", "Chinese articles", "English articles"} <= set(titles["search"])
     assert len(titles["dashboard"]) == 1
+    # Event stories: a saved search of reports by story and a table of each story's coverage.
+    assert "Event stories: reports by story" in titles["search"]
+    assert "Event stories: outlets and languages" in titles["visualization"]
 
 
 def test_one_saved_search_per_taxonomy_topic() -> None:

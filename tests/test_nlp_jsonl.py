@@ -13,6 +13,7 @@ from newsmon.nlp.cli import analyze_command
 from newsmon.nlp.cluster import StoryClusters
 from newsmon.nlp.jsonl import analyze_jsonl
 from newsmon.nlp.pipeline import Analyzer
+from newsmon.nlp.stories import EventStories
 
 GOOD_KO = {
     "id": "ko-1",
@@ -58,13 +59,18 @@ def test_ids_and_clusters_are_stable_across_runs(tmp_path: Path) -> None:
     def run() -> list[dict[str, object]]:
         out = io.StringIO()
         src = io.StringIO("\n".join(_lines({k: v for k, v in GOOD_KO.items() if k != "id"}, COPY)))
-        analyze_jsonl(src, out, analyzer=Analyzer(clusters=StoryClusters(tmp_path)))
+        analyzer = Analyzer(clusters=StoryClusters(tmp_path), stories=EventStories(tmp_path))
+        analyze_jsonl(src, out, analyzer=analyzer)
         return [json.loads(line) for line in out.getvalue().splitlines()]
 
     first, second = run(), run()
     assert [r["id"] for r in first] == [r["id"] for r in second]
     assert [r["cluster_id"] for r in first] == [r["cluster_id"] for r in second]
     assert first[0]["cluster_id"] == first[0]["id"]  # cluster id = id of its first member
+    # The copy is in its original's event story, and both keep it on the second run.
+    assert first[0]["story_id"] == first[1]["story_id"] == first[0]["id"]
+    assert [r["story_id"] for r in first] == [r["story_id"] for r in second]
+    assert (tmp_path / "stories.npz").is_file()
 
 
 def test_the_command_reads_and_writes_files_and_stdio(tmp_path: Path) -> None:

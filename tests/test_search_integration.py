@@ -17,7 +17,7 @@ from newsmon.cli import index_command, reprocess_command
 from newsmon.index.bulk import index_articles
 from newsmon.index.cli import kibana_app, search_command, stats_command
 from newsmon.index.client import articles_alias, es_client
-from newsmon.index.search import Filters, Sort, article_stats, search_articles
+from newsmon.index.search import Filters, Sort, article_stats, search_articles, search_stories
 from newsmon.models import AlertDecision, Article, Topic
 from newsmon.settings import Settings, get_settings
 
@@ -43,16 +43,16 @@ def corpus() -> list[Article]:
     return [
         _article(1, "ko", "etnews.com", 1, "정부, 반도체 장비 수출통제 대응책 발표",
                  "정부가 미국의 반도체 장비 수출통제에 대응해 지원책을 내놓았다.", topics=chips,
-                 entities=["산업통상자원부"]),
+                 entities=["산업통상자원부"], story_id="s-controls"),
         _article(2, "ko", "zdnet.co.kr", 3, "삼성전자 HBM 공급 확대",
                  "삼성전자가 고대역폭메모리 HBM 공급을 늘린다. 반도체가 실적을 이끌었다.", topics=chips,
-                 entities=["삼성전자"], alert=no_alert),
+                 entities=["삼성전자"], alert=no_alert, story_id="s-hbm"),
         _article(3, "ko", "zdnet.co.kr", 5, "생성형 AI 서비스 경쟁",
                  "국내 포털들이 생성형 인공지능 서비스를 잇달아 출시했다.",
                  topics=[Topic(label="ai", score=0.8)], entities=["네이버"], alert=no_alert),
         _article(4, "zh", "36kr.com", 2, "美国升级芯片出口管制",
                  "美国商务部宣布升级对先进芯片的出口管制，多家企业被列入实体清单。", topics=chips,
-                 entities=["美国商务部"]),
+                 entities=["美国商务部"], story_id="s-controls"),
         _article(5, "zh", "ithome.com", 4, "国产大模型发布新版本",
                  "多家公司发布了新一代大模型，人工智能竞争加剧。",
                  topics=[Topic(label="ai", score=0.7)], entities=["百度"], alert=no_alert),
@@ -127,6 +127,25 @@ def test_stats(indexed: Settings) -> None:
     assert article_stats(indexed, "芯片", interval="month").days[0].count == 1
 
 
+def test_stories_group_their_reports_across_languages(indexed: Settings) -> None:
+    found = search_stories(indexed, "")
+    assert found.total == 2  # articles without a story (indexed before stories) are left out
+    assert [s.id for s in found.stories] == ["s-hbm", "s-controls"]  # latest report first
+    by_id = {s.id: s for s in found.stories}
+    story = by_id["s-controls"]
+    assert story.articles == 2 and sorted(story.langs) == ["ko", "zh"]
+    assert sorted(story.sites) == ["36kr.com", "etnews.com"]
+    assert {t.lang: t.title for t in story.titles} == {
+        "ko": "정부, 반도체 장비 수출통제 대응책 발표",
+        "zh": "美国升级芯片出口管制",
+    }
+    assert story.first_seen == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert story.last_seen == datetime(2026, 5, 2, 9, 0, tzinfo=UTC)
+    assert story.alert_articles == 2 and by_id["s-hbm"].alert_articles == 0
+    # A query selects stories by their reports; the story still shows only what matched.
+    assert [s.id for s in search_stories(indexed, "出口管制").stories] == ["s-controls"]
+
+
 @pytest.fixture
 def cli(indexed: Settings, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     monkeypatch.setenv("NEWSMON_ES_URL", indexed.es_url)
@@ -150,6 +169,14 @@ def test_cli_search_and_stats(cli: typer.Typer) -> None:
     assert "美国升级芯片出口管制" in table.output
     stats = runner.invoke(cli, ["stats", "--lang", "ko", "--json"])
     assert json.loads(stats.output)["total"] == 3
+    listed = runner.invoke(cli, ["search", "--stories", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert {s["id"]: s["articles"] for s in json.loads(listed.output)["stories"]} == {
+        "s-controls": 2,
+        "s-hbm": 1,
+    }
+    table = runner.invoke(cli, ["search", "--stories"])
+    assert "2 stories" in table.output and "s-controls" in table.output
     bad = runner.invoke(cli, ["search", "x", "--since", "someday"])
     assert bad.exit_code != 0
 

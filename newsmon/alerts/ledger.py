@@ -1,7 +1,8 @@
 """The persistent alert ledger: exactly one email per (rule, story), checkpoints per rule.
 
-A story is a cluster of near-duplicate articles (``cluster_id``) or, without a cluster,
-a single article. Each (rule, story) row moves ``pending -> sending -> sent``:
+A story is an event story (``story_id``: every report of one action, any outlet or language),
+else a cluster of wire copies (``cluster_id``), else a single article. Each (rule, story) row
+moves ``pending -> sending -> sent``:
 
 * matches are recorded as ``pending`` in the same transaction that advances the rule's
   checkpoint, so nothing found is lost and no window is searched twice;
@@ -14,6 +15,11 @@ a single article. Each (rule, story) row moves ``pending -> sending -> sent``:
   costs more than a rare duplicate. The retry says so in its body and carries the same
   Message-ID (always for immediate mails; for a digest when its batch is unchanged), so
   mail clients that de-duplicate by Message-ID show it once.
+
+Later reports of a story already mailed are **more coverage**: they go into one row per story
+keyed ``more:<story>`` that the digest run sends (same states, same guarantees); once sent, the
+next new reports of that story re-open it. Which reports a (rule, story) has seen is kept in
+``story_articles``, so a report is mailed as new coverage at most once.
 
 Runs are serialised by a lock file (see ``run``), so a ``sending`` row at start can
 only come from a crashed run.
@@ -54,10 +60,19 @@ CREATE TABLE IF NOT EXISTS stories (
     maybe_sent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (rule, story)
 );
+CREATE TABLE IF NOT EXISTS story_articles (
+    rule TEXT NOT NULL,
+    story TEXT NOT NULL,
+    article TEXT NOT NULL,
+    PRIMARY KEY (rule, story, article)
+);
 """
+MORE = "more:"  # the key prefix of a story's later coverage
 
 
 def story_key(article: Article) -> str:
+    if article.story_id:
+        return f"story:{article.story_id}"
     return f"cluster:{article.cluster_id}" if article.cluster_id else f"article:{article.id}"
 
 
@@ -69,10 +84,16 @@ class Story:
     key: str
     articles: list[Article]
     maybe_sent: bool = False  # a crashed run may have mailed it already
+    # More coverage: the reports not mailed before (``articles`` holds the earlier ones too).
+    new_ids: frozenset[str] = frozenset()
 
     @property
     def primary(self) -> Article:
         return self.articles[0]
+
+    @property
+    def more_coverage(self) -> bool:
+        return self.key.startswith(MORE)
 
 
 def group_stories(rule: str, articles: Iterable[Article]) -> list[Story]:
@@ -106,6 +127,44 @@ def _dump(articles: list[Article]) -> str:
 
 def _load(payload: str) -> list[Article]:
     return [Article.model_validate(item) for item in json.loads(payload)]
+
+
+def _record_coverage(conn: sqlite3.Connection, story: Story, mailed: list[Article]) -> None:
+    """Queue the reports of ``story`` that its (rule, story) has not seen as more coverage."""
+    seen = {a.id for a in mailed} | {
+        row[0]
+        for row in conn.execute(
+            "SELECT article FROM story_articles WHERE rule = ? AND story = ?", (story.rule, story.key)
+        )
+    }
+    new = [a for a in story.articles if a.id not in seen]
+    if not new:
+        return
+    # The mailed row lists every report known (bounded), so the next coverage shows them all.
+    conn.execute(
+        "UPDATE stories SET articles = ? WHERE rule = ? AND story = ?",
+        (_dump(_merge(mailed, new)), story.rule, story.key),
+    )
+    key = MORE + story.key
+    row = conn.execute(
+        "SELECT state, articles FROM stories WHERE rule = ? AND story = ?", (story.rule, key)
+    ).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO stories (rule, story, state, articles, matched_at) VALUES (?, ?, 'pending', ?, ?)",
+            (story.rule, key, _dump(new), utcnow().isoformat()),
+        )
+    elif row[0] == "pending":
+        conn.execute(
+            "UPDATE stories SET articles = ? WHERE rule = ? AND story = ?",
+            (_dump(_merge(_load(row[1]), new)), story.rule, key),
+        )
+    else:  # its last coverage went out: these reports open the next one
+        conn.execute(
+            "UPDATE stories SET state = 'pending', articles = ?, matched_at = ?, message_id = NULL,"
+            " sent_at = NULL, maybe_sent = 0 WHERE rule = ? AND story = ?",
+            (_dump(new), utcnow().isoformat(), story.rule, key),
+        )
 
 
 class Ledger:
@@ -174,6 +233,12 @@ class Ledger:
                         "UPDATE stories SET articles = ? WHERE rule = ? AND story = ?",
                         (_dump(_merge(_load(row[1]), story.articles)), rule, story.key),
                     )
+                else:  # mailed already: its new reports are more coverage, for the digest
+                    _record_coverage(conn, story, _load(row[1]))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO story_articles (rule, story, article) VALUES (?, ?, ?)",
+                    [(rule, story.key, a.id) for a in story.articles],
+                )
             conn.execute(
                 "INSERT INTO checkpoints (rule, indexed_until) VALUES (?, ?)"
                 " ON CONFLICT (rule) DO UPDATE SET indexed_until = excluded.indexed_until",
@@ -190,13 +255,26 @@ class Ledger:
                 "UPDATE stories SET state = 'pending', maybe_sent = 1 WHERE state = 'sending'"
             ).rowcount
 
-    def pending(self, rule: str) -> list[Story]:
+    def pending(self, rule: str, *, more_coverage: bool = False) -> list[Story]:
+        """The rule's stories waiting to be mailed; ``more_coverage``: instead, the later reports
+        of stories mailed before, each shown with the story's earlier reports."""
         rows = self._conn.execute(
             "SELECT story, articles, maybe_sent FROM stories WHERE rule = ? AND state = 'pending'"
+            " AND (substr(story, 1, length(?)) = ?) = ?"
             " ORDER BY matched_at, rowid",  # rowid: the order the stories were found
-            (rule,),
+            (rule, MORE, MORE, more_coverage),
         ).fetchall()
-        return [Story(rule, key, _load(payload), bool(maybe)) for key, payload, maybe in rows]
+        if not more_coverage:
+            return [Story(rule, key, _load(payload), bool(maybe)) for key, payload, maybe in rows]
+        out = []
+        for key, payload, maybe in rows:
+            new = _load(payload)
+            earlier = self._conn.execute(
+                "SELECT articles FROM stories WHERE rule = ? AND story = ?", (rule, key[len(MORE) :])
+            ).fetchone()
+            shown = _merge(_load(earlier[0]) if earlier else [], new)
+            out.append(Story(rule, key, shown, bool(maybe), frozenset(a.id for a in new)))
+        return out
 
     def _set_state(self, stories: list[Story], sql: str, *params: str | None) -> None:
         with self._tx() as conn:

@@ -154,11 +154,16 @@ class StoryView:
     evidence: list[str]
     copies: list[ArticleView]
     more_copies: int
+    # More coverage of a story mailed before: a line naming the new reports' outlets and
+    # languages, and which of the listed reports are new.
+    coverage: str = ""
+    new: tuple[bool, ...] = ()
 
     @classmethod
     def of(cls, rule: AlertRule, story: Story) -> StoryView:
         first = story.primary
         others = story.articles[1:]
+        fresh = [a for a in story.articles if a.id in story.new_ids]
         topics = sorted(first.topics, key=lambda t: t.score, reverse=True)[:MAX_TOPICS]
         return cls(
             article=ArticleView.of(first),
@@ -169,6 +174,16 @@ class StoryView:
             evidence=[clean(e, MAX_LINE_CHARS) for e in rule.evidence(first)[:MAX_LINES]],
             copies=[ArticleView.of(a) for a in others[:MAX_COPIES_SHOWN]],
             more_copies=max(0, len(others) - MAX_COPIES_SHOWN),
+            coverage=clean(
+                f"More coverage of a story alerted before: {len(fresh)} new "
+                f"{'report' if len(fresh) == 1 else 'reports'} from "
+                f"{', '.join(dict.fromkeys(ArticleView.of(a).source for a in fresh))}"
+                f" in {', '.join(sorted({a.lang or '?' for a in fresh}))}",
+                MAX_LINE_CHARS * 2,
+            )
+            if story.more_coverage
+            else "",
+            new=tuple(a.id in story.new_ids for a in story.articles),
         )
 
 
@@ -179,7 +194,9 @@ def _mail_domain(address: str) -> str:
 
 def message_id(rule: AlertRule, stories: list[Story], sender: str) -> str:
     """Deterministic, so a retried message carries the same Message-ID as the first try."""
-    digest = hashlib.sha1("|".join([rule.name, *(s.key for s in stories)]).encode()).hexdigest()[:32]
+    # More coverage: its new reports too, so the next coverage of a story is a message of its own.
+    keys = [s.key + "".join(sorted(s.new_ids)) for s in stories]
+    digest = hashlib.sha1("|".join([rule.name, *keys]).encode()).hexdigest()[:32]
     return f"<{digest}.{rule.name}@{_mail_domain(sender)}>"
 
 

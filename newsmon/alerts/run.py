@@ -106,13 +106,19 @@ def _deliver(
     sender: Transport,
     stats: AlertRunStats,
     say: Progress,
+    run_mode: Mode,
 ) -> bool:
-    """Send the rule's pending stories; False once the SMTP server failed (stop sending).
+    """Send the rule's pending stories (in a digest run, with the later coverage of its stories
+    mailed before); False once the SMTP server failed (stop sending).
 
     A message the server refuses for good (5xx) stays pending and the others go on, so one
     unsendable story cannot hold up every later alert.
     """
-    pending = ledger.pending(rule.name)
+    pending = ledger.pending(rule.name) if rule.mode == run_mode else []
+    if run_mode == "digest":  # more coverage never makes an immediate mail of its own
+        pending += ledger.pending(rule.name, more_coverage=True)
+    if not pending:
+        return True
     recipients = rule.recipients or settings.alert_to
     if pending and not recipients:
         stats.failed_pending += len(pending)
@@ -123,8 +129,8 @@ def _deliver(
     # A flood of immediate alerts (a first run, a backfill, a run after an outage) goes out as
     # a digest: one mail that lists every story rather than hundreds of separate ones.
     flood = settings.alert_flood_threshold
-    mode: Mode = "digest" if len(pending) > flood else rule.mode
-    if mode != rule.mode:
+    mode: Mode = "digest" if len(pending) > flood or run_mode == "digest" else rule.mode
+    if mode != rule.mode and run_mode != "digest":
         say(f"rule {rule.name}: {len(pending)} stories to send (over {flood}): as one digest")
     groups = batches(mode, pending)
     for number, group in enumerate(groups, start=1):
@@ -165,16 +171,20 @@ def run_alerts(
     progress: Progress | None = None,
     rules: Sequence[AlertRule] | None = None,
 ) -> AlertRunStats:
-    """Evaluate the ``mode`` rules over newly indexed articles and mail new stories.
+    """Evaluate the ``mode`` rules over newly indexed articles and mail new stories; a digest
+    run also mails every rule's more coverage (later reports of stories mailed before).
 
     Stories the SMTP server did not accept stay pending and are retried by the next run;
     the failure is reported in ``stats.error`` rather than raised, so the caller can show
     the counts. A dry run works on an in-memory copy of the ledger and sends nothing.
     """
     say = progress or (lambda _line: None)
-    active = [r for r in (load_rules(rules_path(settings)) if rules is None else rules) if r.mode == mode]
+    every = load_rules(rules_path(settings)) if rules is None else rules
+    active = [r for r in every if r.mode == mode]
+    # Which rules this run mails for: a digest run carries every rule's more coverage.
+    delivering = every if mode == "digest" else active
     stats = AlertRunStats()
-    if not active:
+    if not delivering:
         say(f"no {mode} alert rules")
         return stats
     outbox = Outbox()
@@ -196,11 +206,14 @@ def run_alerts(
             else:
                 say(f"no index {matcher.name} yet: nothing to match")
             smtp_ok = True
-            for rule in active:
+            for rule in delivering:
                 if smtp_ok:
-                    smtp_ok = _deliver(rule, settings, ledger, sender, stats, say)
+                    smtp_ok = _deliver(rule, settings, ledger, sender, stats, say, mode)
                 else:
-                    stats.failed_pending += len(ledger.pending(rule.name))
+                    left = ledger.pending(rule.name) if rule.mode == mode else []
+                    if mode == "digest":
+                        left += ledger.pending(rule.name, more_coverage=True)
+                    stats.failed_pending += len(left)
         finally:
             sender.close()
             ledger.close()

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ class SignalItem:
     alert: bool
     topics: tuple[str, ...]
     script: str = "-"
+    date: str = ""  # YYYY-MM-DD of the real article
+    outlet: str = ""
 
     @property
     def holdout(self) -> bool:
@@ -69,7 +72,15 @@ class SignalItem:
         return int(hashlib.sha1(self.event.encode()).hexdigest()[:8], 16) % 100 < EVAL_PERCENT
 
     def article(self) -> Article:
-        return Article(url=self.url, canonical_url=self.url, title=self.title, text=self.text, lang=self.lang)
+        return Article(
+            url=self.url,
+            canonical_url=self.url,
+            site=self.outlet,
+            title=self.title,
+            text=self.text,
+            lang=self.lang,
+            published=datetime.fromisoformat(self.date).replace(tzinfo=UTC) if self.date else None,
+        )
 
     def headline(self) -> SignalItem:
         """The same item as a headline-only feed entry would bring it."""
@@ -104,6 +115,8 @@ def load_corpus(folder: Path = CORPUS_DIR) -> list[SignalItem]:
                     alert=bool(row["alert"]),
                     topics=tuple(row["topics"]),
                     script=row["script"],
+                    date=row["date"],
+                    outlet=row["outlet"],
                 )
             )
     if not items:
