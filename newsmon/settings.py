@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     # a run after an outage) go out as one digest instead of one mail each.
     alert_flood_threshold: int = 20
     # Analysis: topic backend (signal | rules | transformers | ensemble) and the relevance
-    # model's folder (None: the shipped nlp/models/tech_relevance). The signal heads score best
-    # on the signal corpus's evaluation split (README, "Alerts and topics, measured").
+    # model's folder (None: the signal heads' relevance head, or without one the shipped
+    # nlp/models/tech_relevance). The signal heads score best on the signal corpus's
+    # evaluation split (README, "Alerts and topics, measured").
     topic_backend: str = "signal"
     relevance_model: Path | None = None
     topic_model: Path | None = None  # None: the shipped nlp/models/topics (transformers, ensemble)

@@ -104,7 +104,10 @@ def settings_analyzer(settings: Settings) -> Analyzer:
         topic_backend=settings_topic_backend(settings),
         clusters=StoryClusters(cluster_state_dir(settings)),
         stories=EventStories(cluster_state_dir(settings)),
-        relevance_model=default_relevance_model(settings.relevance_model),
+        # Unset: "default", the signal heads' relevance head where they have one.
+        relevance_model=default_relevance_model(settings.relevance_model)
+        if settings.relevance_model
+        else "default",
     )
 
 
@@ -137,12 +140,14 @@ class Analyzer:
             self.topics if isinstance(self.topics, RulesBackend) else RulesBackend(tokenizers=self.tokenizers)
         )
         # Article.relevance: the topic backend's own model if it has a relevance label (a
-        # transformers backend on tech_relevance), else the tech-relevance classifier.
+        # transformers backend on tech_relevance), else the given classifier; by default the
+        # signal heads' relevance head (no torch needed), else the shipped tech-relevance BERT.
         scorer = getattr(self.topics, "relevance", None)
         if not getattr(self.topics, "has_relevance", True):
             scorer = None
         if not callable(scorer) and relevance_model == "default":
-            relevance_model = default_relevance_model()
+            with_head = self.signal is not None and self.signal.relevance_head is not None
+            relevance_model = None if with_head else default_relevance_model()
         self.relevance_model = scorer if callable(scorer) else getattr(relevance_model, "relevance", None)
         # Without a persistent store, ids are still consistent within this analyzer's lifetime.
         self.clusters = clusters if clusters is not None else StoryClusters()
@@ -224,7 +229,13 @@ class Analyzer:
         # Relevance: the model's P(tech news), but never below how strongly the article
         # touches anything watched (best topic or alert score): the model learned "tech
         # section", and export-control news often runs in politics or world sections.
-        given = self.relevance_model(tokenized) if self.relevance_model is not None else None
+        given = (
+            self.relevance_model(tokenized)
+            if self.relevance_model is not None
+            else [s.relevance or 0.0 for s in signals]
+            if signals is not None and self.signal is not None and self.signal.relevance_head is not None
+            else None
+        )
         out: list[Article] = []
         for i, (article, doc, labels) in enumerate(zip(tokenized, docs, topics, strict=True)):
             alert = rule_alerts[i]

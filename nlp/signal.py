@@ -60,9 +60,10 @@ def cue_vector(
     ]
 
 
-def neighbour_view(embeddings: np.ndarray) -> np.ndarray:
-    """The headline part of each article's embedding (unit length): the labelled items shown as
-    evidence are the ones whose headlines say the most similar thing."""
+def headline_part(embeddings: np.ndarray) -> np.ndarray:
+    """The headline part of each article's embedding (unit length): what the relevance head
+    reads, and what picks the labelled items shown as evidence (those whose headlines say the
+    most similar thing)."""
     return embeddings[:, :TITLE_DIMENSIONS]
 
 
@@ -86,6 +87,7 @@ class Signal:
     alert_threshold: float
     topics: dict[str, float]
     neighbours: list[Neighbour]
+    relevance: float | None = None  # P(tech news), where the heads include the relevance head
 
 
 class SignalModel:
@@ -97,6 +99,13 @@ class SignalModel:
         heads = np.load(folder / HEADS_FILE)
         self.mean, self.scale = heads["mean"], heads["scale"]
         self.weights, self.bias = heads["weights"], heads["bias"]  # (labels, features), (labels,)
+        # The tech-relevance head reads the headline's embedding alone (its training rows are
+        # bare headlines); absent from heads trained without the shared data.
+        self.relevance_head: tuple[np.ndarray, float] | None = (
+            (heads["relevance_weights"], float(heads["relevance_bias"]))
+            if "relevance_weights" in heads.files
+            else None
+        )
         self.labels: list[str] = self.meta["labels"]  # "alert" first, then the topics
 
     @cached_property
@@ -113,14 +122,23 @@ class SignalModel:
         x = (np.hstack([embeddings, cues]) - self.mean) / self.scale
         return 1.0 / (1.0 + np.exp(-(x @ self.weights.T + self.bias)))
 
+    def relevance(self, headlines: np.ndarray) -> np.ndarray | None:
+        """P(tech news) per headline embedding (``headline_part``), or None without a relevance
+        head."""
+        if self.relevance_head is None:
+            return None
+        weights, bias = self.relevance_head
+        return 1.0 / (1.0 + np.exp(-(headlines @ weights + bias)))
+
     def alert_threshold(self, lang: str | None) -> float:
         by_lang: dict[str, float] = self.meta["alert_thresholds"]
         return by_lang.get(lang or "", by_lang["default"])
 
     def score(self, embeddings: np.ndarray, cues: np.ndarray, langs: Sequence[str | None]) -> list[Signal]:
         probs = self.probabilities(embeddings, cues)
+        relevance = self.relevance(headline_part(embeddings))
         stored, items = self._neighbours
-        similar = neighbour_view(embeddings) @ stored.T
+        similar = headline_part(embeddings) @ stored.T
         nearest = np.argsort(-similar, axis=1)[:, :NEIGHBOURS_SHOWN] if len(items) else None
         out: list[Signal] = []
         for i, lang in enumerate(langs):
@@ -141,6 +159,7 @@ class SignalModel:
                         )
                         for k in near
                     ],
+                    relevance=None if relevance is None else float(relevance[i]),
                 )
             )
         return out

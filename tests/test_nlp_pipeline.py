@@ -124,10 +124,15 @@ def test_the_model_relevance_wins_when_higher_than_any_watched_topic() -> None:
 def test_settings_pick_the_relevance_model(tmp_path: Path) -> None:
     from newsmon.errors import ConfigError
     from newsmon.nlp.pipeline import settings_analyzer
+    from newsmon.nlp.transformers_backend import DEFAULT_MODEL_DIR
     from newsmon.settings import load_settings
 
     analyzer = settings_analyzer(load_settings(data_dir=tmp_path))
-    assert analyzer.relevance_model is not None  # the shipped model
+    # Unset: the signal heads' relevance head, no separate classifier (and no torch).
+    assert analyzer.relevance_model is None and analyzer.signal is not None
+    assert analyzer.signal.relevance_head is not None
+    bert = settings_analyzer(load_settings(data_dir=tmp_path, relevance_model=DEFAULT_MODEL_DIR))
+    assert bert.relevance_model is not None  # the shipped BERT, when named
     with pytest.raises(ConfigError, match="NEWSMON_RELEVANCE_MODEL"):
         settings_analyzer(load_settings(data_dir=tmp_path, relevance_model=tmp_path / "nothing"))
 

@@ -125,3 +125,49 @@ def test_training_uses_the_training_split_only(tmp_path: Path, analyzer: Analyze
     model = SignalModel(tmp_path / "heads")
     assert model.weights.shape[0] == len(model.labels) == 7
     shutil.rmtree(tmp_path / "heads")
+
+
+def test_relevance_comes_from_the_heads_without_torch() -> None:
+    """The default analyzer scores relevance with the signal heads' relevance head; torch (for
+    the older tech-relevance BERT) is never imported."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from newsmon.models import Article
+from newsmon.nlp.pipeline import Analyzer
+analyzer = Analyzer(topic_backend="signal")
+tech, sport = analyzer.analyze_batch([
+    Article(url="https://a.example/1", canonical_url="https://a.example/1",
+            title="삼성전자, 차세대 HBM4 메모리 양산 돌입", text=""),
+    Article(url="https://a.example/2", canonical_url="https://a.example/2",
+            title="프로야구 두산, 연장 끝에 LG 꺾고 3연승", text=""),
+])
+print(tech.relevance, sport.relevance, "torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    tech, sport, torch_loaded = out.stdout.split()
+    assert float(tech) > 0.5 > float(sport) and torch_loaded == "False"
+
+
+def test_recorded_relevance_figures_hold_on_a_held_out_set() -> None:
+    """The relevance head's held-out figures (signal.json, in the README) recomputed on TNEWS's
+    held-out set, the smallest of them."""
+    from newsmon.nlp.encoder import encode_titles
+    from newsmon.nlp.training.data import TECH, relevance_rows
+    from newsmon.nlp.training.devset import shared_data_dir
+    from newsmon.nlp.training.signal import prf
+
+    shared = shared_data_dir()
+    if not (shared / "tnews_fewclue_zh").is_dir():
+        pytest.skip(f"no TNEWS under {shared}")
+    model = SignalModel()
+    recorded = model.meta["relevance"]["heldout"]["tnews"]
+    rows = [r for r in relevance_rows(shared) if r[0] == "heldout" and r[1] == "tnews"]
+    scores = model.relevance(encode_titles([r[4] for r in rows]))
+    assert scores is not None
+    precision, recall, f1 = prf(scores >= 0.5, [r[3] == TECH for r in rows])
+    assert (precision, recall, f1) == pytest.approx(
+        (recorded["precision"], recorded["recall"], recorded["f1"]), abs=0.01
+    )

@@ -21,7 +21,7 @@ import numpy as np
 
 from newsmon.errors import NewsmonError
 from newsmon.models import Article
-from newsmon.nlp.encoder import DIMENSIONS, ENCODER_NAME, embed
+from newsmon.nlp.encoder import DIMENSIONS, ENCODER_NAME, encode_leads, encode_titles
 from newsmon.nlp.lexicon import load_data
 from newsmon.nlp.pipeline import Analyzer, Prepared
 from newsmon.nlp.signal import (
@@ -32,7 +32,7 @@ from newsmon.nlp.signal import (
     NEIGHBOURS_FILE,
     cue_names,
     cue_vector,
-    neighbour_view,
+    headline_part,
 )
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "signal"
@@ -170,12 +170,32 @@ class Features:
         return np.hstack([self.embeddings, self.cues])
 
 
+def _encode_once(
+    texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray], memo: dict[str, np.ndarray]
+) -> np.ndarray:
+    """``encode(texts)``, each distinct text encoded once per ``memo`` (training embeds every
+    headline twice: with its text and as a headline-only row)."""
+    missing = list(dict.fromkeys(t for t in texts if t not in memo))
+    if missing:
+        memo.update(zip(missing, encode(missing), strict=True))
+    return np.vstack([memo[t] for t in texts])
+
+
 def featurize(items: Sequence[SignalItem], analyzer: Analyzer, progress: Progress | None = None) -> Features:
     embeddings, cues, langs, alerts, topics, batches = [], [], [], [], [], []
+    title_memo: dict[str, np.ndarray] = {}
+    lead_memo: dict[str, np.ndarray] = {}
     for start in range(0, len(items), 64):
         prepared = analyzer.prepare([item.article() for item in items[start : start + 64]])
         batches.append(prepared)
-        embeddings.append(embed(prepared.titles, prepared.leads))
+        embeddings.append(
+            np.hstack(
+                [
+                    _encode_once(prepared.titles, encode_titles, title_memo),
+                    _encode_once(prepared.leads, encode_leads, lead_memo),
+                ]
+            )
+        )
         for doc in prepared.docs:
             scores, decision = analyzer.rules.score(doc), analyzer.alerts.decide(doc)
             cues.append(cue_vector(analyzer.alerts, analyzer.rules, doc, topics=scores, decision=decision))
@@ -195,6 +215,12 @@ def targets(items: Sequence[SignalItem]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ training
+
+# The relevance head's training rows: every tech headline up to this many, and twice as many
+# others, sampled from the shared sets' training splits (50k headlines would take ~10 minutes
+# to embed on 2 cores; a linear head over 384 dimensions needs far fewer).
+RELEVANCE_TECH_ROWS = 4000
+RELEVANCE_SEED = 13
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float) -> Any:
@@ -232,6 +258,67 @@ def f1_threshold(scores: np.ndarray, y: np.ndarray, min_precision: float = TOPIC
     candidates = [(t, *prf(scores >= t, y)) for t in np.unique(np.round(scores, 3))]
     precise = [c for c in candidates if c[1] >= min_precision] or candidates
     return float(max(precise, key=lambda c: c[3])[0]) if precise else 0.5
+
+
+@dataclass(frozen=True)
+class RelevanceHead:
+    weights: np.ndarray  # over the headline part of the embedding
+    bias: float
+    heldout: dict[str, dict[str, float]]  # per shared set: n, tech, precision, recall, f1
+    training_rows: int
+
+
+def fit_relevance(shared: Path, say: Progress) -> RelevanceHead:
+    """P(tech news) from a headline: a logistic head over its embedding, fitted on the labelled
+    shared headlines (KLUE YNAT IT과학, THUCNews 科技, TNEWS news_tech against every other class;
+    the same rows and held-out splits as the tech-relevance BERT) and scored on their held-out
+    splits. It replaces that BERT by default, so analysis needs no torch."""
+    import random
+
+    from newsmon.nlp.training.data import TECH, relevance_rows, text_key
+
+    rows = list(relevance_rows(shared))
+    heldout = [r for r in rows if r[0] == "heldout"]
+    held_keys = {text_key(r[4]) for r in heldout}
+    train_rows = [r for r in rows if r[0] == "train" and text_key(r[4]) not in held_keys]
+    rng = random.Random(RELEVANCE_SEED)
+    tech = [r for r in train_rows if r[3] == TECH]
+    other = [r for r in train_rows if r[3] != TECH]
+    tech = rng.sample(tech, min(len(tech), RELEVANCE_TECH_ROWS))
+    sample = tech + rng.sample(other, min(len(other), 2 * len(tech)))
+    say(f"relevance head: embedding {len(sample)} training and {len(heldout)} held-out headlines")
+    x = encode_titles([r[4] for r in sample])
+    y = np.array([r[3] == TECH for r in sample], dtype=int)
+    # Standardised like the signal heads' features, so the same L2 strengths apply; the weights
+    # are then folded back onto the raw embedding, which is all the runtime sees.
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    xs = (x - mean) / scale
+    head = _fit(xs, y, _best_c(xs, y, [r[4] for r in sample]))
+    weights = head.coef_[0] / scale
+    bias = float(head.intercept_[0] - weights @ mean)
+    held_scores = encode_titles([r[4] for r in heldout]) @ weights + bias
+    predicted = held_scores >= 0.0  # P(tech) >= 0.5
+    scores: dict[str, dict[str, float]] = {}
+    for source in sorted({r[1] for r in heldout}):
+        mask = np.array([r[1] == source for r in heldout])
+        truth = np.array([r[3] == TECH for r in heldout])[mask]
+        precision, recall, f1 = prf(predicted[mask], truth)
+        scores[source] = {
+            "n": int(mask.sum()),
+            "tech": int(truth.sum()),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
+    say(f"relevance head held out: {scores}")
+    return RelevanceHead(weights, bias, scores, len(sample))
+
+
+def _best_c(x: np.ndarray, y: np.ndarray, texts: Sequence[str]) -> float:
+    """The L2 strength of least out-of-fold log loss (folds grouped by text: no headline on
+    both sides)."""
+    tried = {c: _out_of_fold(x, y, texts, c) for c in REGULARISATION}
+    return min(tried, key=lambda c: _log_loss(y, tried[c]))
 
 
 @dataclass
@@ -281,6 +368,7 @@ def train(
     }
     alert_thresholds["default"] = min(alert_thresholds.values())
     topic_thresholds = {label: f1_threshold(oof[:, j + 1], y[:, j + 1]) for j, label in enumerate(TOPICS)}
+    relevance = fit_relevance(shared, say) if shared else None
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         out / HEADS_FILE,
@@ -288,9 +376,17 @@ def train(
         scale=scale.astype(np.float32),
         weights=np.array(weights, dtype=np.float32),
         bias=np.array(biases, dtype=np.float32),
+        **(
+            {
+                "relevance_weights": relevance.weights.astype(np.float32),
+                "relevance_bias": np.float32(relevance.bias),
+            }
+            if relevance
+            else {}
+        ),
     )
     full_texts = feats.embeddings[: len(items)]
-    np.savez_compressed(out / NEIGHBOURS_FILE, embeddings=neighbour_view(full_texts).astype(np.float16))
+    np.savez_compressed(out / NEIGHBOURS_FILE, embeddings=headline_part(full_texts).astype(np.float16))
     meta = {
         "labels": labels,
         "features": {
@@ -309,6 +405,9 @@ def train(
             "shared_headlines": len(extra),
             "eval_percent_of_events": EVAL_PERCENT,
         },
+        "relevance": None
+        if relevance is None
+        else {"training_headlines": relevance.training_rows, "heldout": relevance.heldout},
         "neighbours": [{"alert": item.alert, "title": item.title, "url": item.url} for item in items],
     }
     (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
