@@ -50,6 +50,7 @@ class CrawlStats:
     # homepage that replaced them, and why each was replaced ("feed failed", "sitemap quiet for 5 runs").
     healed: dict[str, str] = field(default_factory=dict)
     healed_why: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of the crawl, set by its caller
 
 
 # Per-run folders (job.json, stats.json, crawl.log, crawl.stderr) under crawl/runs: the newest

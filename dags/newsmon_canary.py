@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, dag, task
-from newsmon_tasks import DEFAULT_ARGS, START, TAGS, enabled_sources, notify_failure, summary
+from newsmon_tasks import DEFAULT_ARGS, START, TAGS, enabled_sources, log, notify_failure, summary
 
 
 @task(max_active_tis_per_dag=4, execution_timeout=timedelta(minutes=10))
@@ -40,7 +40,7 @@ def housekeeping() -> dict[str, Any]:
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
 def report(names: list[str], checks: list[dict[str, Any]], kept: dict[str, Any] | None) -> dict[str, Any]:
     from newsmon.airflow_local import airflow_settings
-    from newsmon.canary import SiteCheck, mail_operators
+    from newsmon.canary import SiteCheck, mail_operators, record_checks
 
     # A slice reads all results in one request (iterating probes past the end, which logs an error).
     results = [SiteCheck(**c) for c in checks[:]]
@@ -51,8 +51,15 @@ def report(names: list[str], checks: list[dict[str, Any]], kept: dict[str, Any] 
         if n not in checked
     ]
     other = kept["problems"] if kept else ["housekeeping failed: see its Airflow task log"]
-    mailed = mail_operators(airflow_settings(), results, other)
-    return {"sites": len(results), "broken": sum(not r.ok for r in results), "mailed": mailed}
+    settings = airflow_settings()
+    unrecorded = record_checks(settings, results, warn=log.warning)
+    mailed = mail_operators(settings, results, other)
+    return {
+        "sites": len(results),
+        "broken": sum(not r.ok for r in results),
+        "mailed": mailed,
+        "health_unrecorded": unrecorded,
+    }
 
 
 @dag(

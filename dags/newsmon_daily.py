@@ -42,14 +42,15 @@ LOCK_WAIT = timedelta(minutes=10)
 @task(pool=CRAWL_POOL, execution_timeout=timedelta(hours=1))
 def crawl_source(name: str) -> dict[str, Any]:
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import crawl_to_inbox, load_sources
+    from newsmon.pipeline import crawl_to_inbox, load_sources, record_crawl_health
 
     settings = airflow_settings()
     sources = load_sources(settings, names=[name])
     stats = crawl_to_inbox(
         settings, sources, tag=f"daily-{name}", progress=log.info, lock_wait=LOCK_WAIT.total_seconds()
     )
-    return crawl_result(stats) | {"source": name}
+    unrecorded = record_crawl_health(settings, stats, [name], warn=log.warning)
+    return crawl_result(stats) | {"source": name, "health_unrecorded": unrecorded}
 
 
 # ALL_DONE: once every crawl has finished, fail (the run) if one of them failed. No retries:

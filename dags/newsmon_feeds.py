@@ -31,14 +31,15 @@ def crawl_feeds(params: dict[str, Any] | None = None) -> dict[str, Any]:
     from contextlib import ExitStack
 
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import crawl_sources, crawl_to_inbox
+    from newsmon.pipeline import crawl_sources, crawl_to_inbox, record_crawl_health
 
     settings = airflow_settings()
     with ExitStack() as stack:
         demo = bool(params and params.get("demo"))
         sources = crawl_sources(settings, stack, demo=demo, progress=log.info)
         stats = crawl_to_inbox(settings, sources, feeds_only=True, tag="feeds", progress=log.info)
-    return crawl_result(stats)
+    unrecorded = record_crawl_health(settings, stats, [s.name for s in sources], warn=log.warning)
+    return crawl_result(stats) | {"health_unrecorded": unrecorded}
 
 
 @dag(

@@ -90,9 +90,11 @@ def enabled_sources() -> list[str]:
 @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=45))
 def analyze_and_index() -> dict[str, Any]:
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import index_inbox
+    from newsmon.pipeline import index_inbox, record_stage_health
 
-    return summary(index_inbox(airflow_settings(), progress=log.info))
+    settings = airflow_settings()
+    stats = index_inbox(settings, progress=log.info)
+    return summary(stats) | {"health_unrecorded": record_stage_health(settings, stats, warn=log.warning)}
 
 
 @task(execution_timeout=timedelta(minutes=15))
@@ -103,9 +105,11 @@ def send_alerts(mode: Mode) -> dict[str, Any]:
     """
     from newsmon.airflow_local import airflow_settings
     from newsmon.errors import NewsmonError
-    from newsmon.pipeline import alert_run
+    from newsmon.pipeline import alert_run, record_stage_health
 
-    stats = alert_run(airflow_settings(), mode=mode, progress=log.info)
+    settings = airflow_settings()
+    stats = alert_run(settings, mode=mode, progress=log.info)
+    record_stage_health(settings, stats, warn=log.warning)
     if stats.error:
         raise NewsmonError(stats.error)
     return summary(stats)

@@ -44,3 +44,8 @@ def es_client(settings: Settings, **overrides: Any) -> Elasticsearch:
 def articles_alias(settings: Settings) -> str:
     """The alias every reader and writer uses; concrete indices sit behind it."""
     return f"{settings.index_prefix}-articles"
+
+
+def runs_alias(settings: Settings) -> str:
+    """The crawl-health index's write alias: one small document per run, stage and canary check."""
+    return f"{settings.index_prefix}-runs"

@@ -27,6 +27,7 @@ from newsmon.index.client import articles_alias, es_client
 from newsmon.index.docs import mapping_spec
 from newsmon.index.lifecycle import lifecycle_settings, put_policy
 from newsmon.index.ops import ESUnavailable, Retry, iter_pages, send_bulk
+from newsmon.index.runs import setup_runs_index
 from newsmon.settings import Settings
 
 TEMPLATE_PRIORITY = 200
@@ -46,6 +47,7 @@ class SetupResult:
     mapping_updated: bool = False  # compatible mapping changes were put on live indices
     migrated_from: list[str] = field(default_factory=list)  # old-version indices, now write-blocked
     copied: int = 0  # documents copied into the new version's index
+    runs_index: str = ""  # the write index of the crawl-health index (index/runs.py)
 
 
 def index_name(prefix: str, version: int, seq: int = 1) -> str:
@@ -72,7 +74,9 @@ def setup_index(
         check_analyzers(settings, client, _plugins_needed(spec))
         if settings.es_ilm:
             put_policy(settings, client)
-        return _Setup(settings, client, spec).run()
+        result = _Setup(settings, client, spec).run()
+        result.runs_index = setup_runs_index(settings, client)
+        return result
     except (ConnectionError, ConnectionTimeout) as exc:
         raise ESUnavailable(f"cannot reach Elasticsearch at {settings.es_url}: {exc}") from exc
 

@@ -175,6 +175,14 @@ def mail_operators(settings: Settings, checks: list[SiteCheck], other: list[str]
     return True
 
 
+def record_checks(settings: Settings, checks: list[SiteCheck], warn: Any = None) -> int:
+    """One crawl-health document per site check (pass or fail, and why), for Kibana; returns
+    how many were not recorded (a health log that Elasticsearch cannot take never fails the canary)."""
+    from newsmon.health import canary_docs, new_run_id, record
+
+    return record(settings, canary_docs(new_run_id(), checks), warn=warn)
+
+
 def mail_run_failure(
     settings: Settings, dag_id: str, run_id: str, reason: str, task_id: str | None = None
 ) -> EmailMessage:

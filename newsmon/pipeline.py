@@ -113,6 +113,7 @@ def crawl_to_inbox(
     """
     from newsmon.crawlers.run import crawl
 
+    started = time.monotonic()
     final = inbox_dir(settings) / f"{stamp()}-{tag}.jsonl"
     partial = final.with_suffix(".jsonl.part")
     with file_lock(partial):  # creates it
@@ -135,6 +136,7 @@ def crawl_to_inbox(
             raise
         partial.rename(final)  # the lock goes with the file
     stats.out_file = final
+    stats.seconds = time.monotonic() - started
     return stats
 
 
@@ -157,6 +159,7 @@ class ProcessStats:
     analyzed: int = 0
     indexed: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def process_inbox(
@@ -176,10 +179,14 @@ def process_inbox(
     lock = inbox_dir(settings) / "process.lock"
     busy = f"another run is processing the inbox of {settings.data_dir} (lock {lock})"
     with file_lock(lock, timeout=lock_wait, busy=busy):
+        started = time.monotonic()
         files = pending_inbox_files(settings)
         stats = stats or ProcessStats()
-        if files:
-            analyse_and_index(settings, files, stats, progress=progress, remove=True, client=client)
+        try:
+            if files:
+                analyse_and_index(settings, files, stats, progress=progress, remove=True, client=client)
+        finally:
+            stats.seconds += time.monotonic() - started
         return stats
 
 
@@ -278,6 +285,40 @@ class RunSummary:
     alerts: dict[str, int]
     seconds: float
     error: str | None = None  # the stage failure that ended the run early, as one line
+    run_id: str = ""  # of its crawl-health documents
+    health_unrecorded: int = 0  # crawl-health documents Elasticsearch did not take
+
+
+def record_crawl_health(
+    settings: Settings,
+    stats: CrawlStats,
+    names: Sequence[str],
+    *,
+    run_id: str | None = None,
+    client: Elasticsearch | None = None,
+    warn: Progress | None = None,
+) -> int:
+    """Record a crawl's totals and its articles per source in the crawl-health index (before its
+    inbox file is processed away); returns how many documents were not recorded."""
+    from newsmon.health import crawl_doc, delivered_per_source, new_run_id, record, source_docs
+
+    run_id = run_id or new_run_id()
+    per_source = delivered_per_source(stats.out_file) if stats.out_file.exists() else {}
+    docs = [crawl_doc(run_id, vars(stats), names), *source_docs(run_id, per_source)]
+    return record(settings, docs, client=client, warn=warn)
+
+
+def record_stage_health(
+    settings: Settings, stats: ProcessStats | AlertRunStats, *, warn: Progress | None = None
+) -> int:
+    """Record a process or alerts stage run by a DAG task; returns the documents not recorded."""
+    from newsmon.health import alerts_doc, new_run_id, process_doc, record
+
+    if isinstance(stats, ProcessStats):
+        doc = process_doc(new_run_id(), stats)
+    else:
+        doc = alerts_doc(new_run_id(), _counts(stats), stats.error)
+    return record(settings, [doc], warn=warn)
 
 
 def run_once(
@@ -303,19 +344,34 @@ def run_once(
         sources = crawl_sources(settings, stack, demo=demo, sources_path=sources_path, progress=say)
         say(f"crawling {len(sources)} sources")
         crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
+    from newsmon.health import alerts_doc, new_run_id, process_doc, record, run_doc
     from newsmon.index.client import es_client
 
-    summary = RunSummary(crawl=vars(crawl_stats), process=ProcessStats(), alerts={}, seconds=0.0)
+    names = [s.name for s in sources]
+    summary = RunSummary(
+        crawl=vars(crawl_stats), process=ProcessStats(), alerts={}, seconds=0.0, run_id=new_run_id()
+    )
     client = es_client(settings)  # one client for the run, handed to every stage that needs it
+    summary.health_unrecorded = record_crawl_health(
+        settings, crawl_stats, names, run_id=summary.run_id, client=client, warn=say
+    )
+    alerts_started = None
     try:
         # Filled in place, so a later failure still shows what was analysed, indexed and spooled.
         index_inbox(settings, progress=say, stats=summary.process, client=client)
+        alerts_started = time.monotonic()
         summary.alerts = run_alert_rules(settings, progress=say, client=client)
     except Exception as exc:
         if (line := one_line(exc, settings.es_url)) is None:
             raise
         summary.error = line
     summary.seconds = time.monotonic() - started
+    docs = [run_doc(summary.run_id, summary.seconds, summary.error, names)]
+    docs.append(process_doc(summary.run_id, summary.process))
+    if alerts_started is not None:
+        alerts_s = time.monotonic() - alerts_started
+        docs.append(alerts_doc(summary.run_id, summary.alerts, seconds=alerts_s))
+    summary.health_unrecorded += record(settings, docs, client=client, warn=say)
     return summary
 
 
@@ -372,6 +428,8 @@ def summary_table(summary: RunSummary) -> Table:
     rows += [(f"index: {k}", v) for k, v in sorted(summary.process.indexed.items())]
     rows += [(f"error: {k}", v) for k, v in sorted(summary.process.errors.items())]
     rows += [(f"alerts: {k}", v) for k, v in sorted(summary.alerts.items())]
+    if summary.health_unrecorded:
+        rows.append(("crawl health: not recorded", summary.health_unrecorded))
     for name, value in rows:
         table.add_row(name, str(value))
     return table

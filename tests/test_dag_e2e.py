@@ -123,6 +123,19 @@ def _only(values: list[Any]) -> Any:
     return value
 
 
+def _health_docs(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The crawl-health documents by kind."""
+    from newsmon.index.client import es_client, runs_alias
+
+    client = es_client(settings)
+    client.indices.refresh(index=runs_alias(settings))
+    hits = client.search(index=runs_alias(settings), size=1000)["hits"]["hits"]
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for hit in hits:
+        by_kind.setdefault(hit["_source"]["kind"], []).append(hit["_source"])
+    return by_kind
+
+
 def test_feeds_dag_indexes_the_demo_site_and_mails_the_alert(
     settings: Settings, sink: SmtpSink, tmp_path: Path
 ) -> None:
@@ -140,6 +153,11 @@ def test_feeds_dag_indexes_the_demo_site_and_mails_the_alert(
     assert search_articles(settings, "", size=1).total == crawl["articles_new"]
     assert alerts["emails"] == len(mails) >= 1
     assert mails[0].rcpt_tos == ["analyst@example.org"]
+    health = _health_docs(settings)
+    (crawl_doc,) = health["crawl"]
+    assert crawl_doc["new"] == crawl["articles_new"] and crawl["health_unrecorded"] == 0
+    assert sum(d["articles"] for d in health["source"]) == crawl["articles_new"] + crawl["articles_updated"]
+    assert [d["alerts"]["emails"] for d in health["alerts"]] == [alerts["emails"]]
 
 
 def _mails_to(mails: list[ReceivedMail], subject_start: str) -> list[ReceivedMail]:
@@ -182,6 +200,19 @@ def test_daily_crawl_reprocess_and_canary(settings: Settings, sink: SmtpSink, tm
     checks = {c["source"]: c for c in canary["check_site"]}
     assert [name for name, c in checks.items() if c["problems"]] == ["demo-ko-legacy"]
     assert "HTTP 503" in checks["demo-ko-legacy"]["problems"][0]
-    assert _only(canary["report"]) == {"sites": 3, "broken": 1, "mailed": True}
+    assert _only(canary["report"]) == {"sites": 3, "broken": 1, "mailed": True, "health_unrecorded": 0}
+    # The crawl-health index holds each task's summary and each site's canary verdict.
+    health = _health_docs(settings)
+    assert sorted(d["source"] for d in health["crawl"]) == sorted(checks)
+    assert {d["source"]: d["new"] for d in health["crawl"]} == {
+        c["source"]: c["articles_new"] for c in crawled
+    }
+    assert {d["source"]: d["ok"] for d in health["canary"]} == {
+        n: not c["problems"] for n, c in checks.items()
+    }
+    legacy = next(d for d in health["canary"] if d["source"] == "demo-ko-legacy")
+    assert legacy["reason"] == checks["demo-ko-legacy"]["problems"][0]
+    assert [d["analyzed"] for d in health["process"]] == [_only(daily["analyze_and_index"])["analyzed"]]
+    assert len(health["alerts"]) == 1  # the digest task
     (report,) = _mails_to(sink.wait_for(1), "[newsmon canary]")
     assert "demo-ko-legacy" in report.message.get_content()

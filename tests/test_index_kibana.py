@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers.mapping import FIELDS
+from helpers.mapping import FIELDS_BY_VIEW
 from helpers.smtpsink import self_signed_cert, server_context
 
 from newsmon.errors import NewsmonError
@@ -40,14 +40,35 @@ def _search_source(obj: dict[str, Any]) -> dict[str, Any]:
     return json.loads(obj["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
 
 
+def _fields(obj: dict[str, Any]) -> dict[str, str]:
+    """Field types of the index behind the data view that ``obj`` shows (its own, for a view)."""
+    if obj["type"] == "index-pattern":
+        return FIELDS_BY_VIEW[obj["id"]]
+    (view,) = [r["id"] for r in obj["references"] if r["type"] == "index-pattern"]
+    return FIELDS_BY_VIEW[view]
+
+
+def _check_kql(title: str, query: str, fields: dict[str, str]) -> None:
+    for name, op in _KQL_FIELD.findall(query):
+        assert name in fields, (title, name)
+        if op != ":":
+            assert fields[name] in {"date", *NUMERIC}, (title, name)
+
+
 def test_the_issue_objects_are_there() -> None:
     titles = {o["type"]: [] for o in OBJECTS}
     for o in OBJECTS:
         titles[o["type"]].append(o["attributes"]["title"])
-    assert titles["index-pattern"] == ["newsmon-articles"]
+    assert titles["index-pattern"] == ["newsmon-articles", "newsmon-runs"]
     assert "Export controls: last 7 days" in titles["search"]
     assert {"Korean articles", "Chinese articles", "English articles"} <= set(titles["search"])
-    assert len(titles["dashboard"]) == 1
+    assert titles["dashboard"] == ["newsmon overview", "newsmon crawl health"]
+    # Crawl health (the runs index): recent runs, canary failures, articles per source per day.
+    assert {"Crawl health: recent runs", "Crawl health: canary failures"} <= set(titles["search"])
+    assert {
+        "Crawl health: new articles per source per day",
+        "Crawl health: canary failures by site",
+    } <= set(titles["visualization"])
     # Event stories: a saved search of reports by story and a table of each story's coverage.
     assert "Event stories: reports by story" in titles["search"]
     assert "Event stories: outlets and languages" in titles["visualization"]
@@ -60,38 +81,43 @@ def test_one_saved_search_per_taxonomy_topic() -> None:
 
 
 def test_data_view_fields_and_formats() -> None:
-    (view,) = _of_type("index-pattern")
-    assert FIELDS[view["attributes"]["timeFieldName"]] == "date"
-    for name, fmt in json.loads(view["attributes"]["fieldFormatMap"]).items():
-        assert FIELDS.get(name) in FORMAT_TYPES[fmt["id"]], (name, fmt)
+    views = _of_type("index-pattern")
+    assert {v["id"] for v in views} == set(FIELDS_BY_VIEW)
+    for view in views:
+        fields = _fields(view)
+        assert fields[view["attributes"]["timeFieldName"]] == "date"
+        for name, fmt in json.loads(view["attributes"]["fieldFormatMap"]).items():
+            assert fields.get(name) in FORMAT_TYPES[fmt["id"]], (view["id"], name, fmt)
 
 
 def test_saved_searches_use_mapped_fields() -> None:
     for search in _of_type("search"):
-        attrs = search["attributes"]
+        attrs, fields = search["attributes"], _fields(search)
         for column in attrs["columns"]:
-            assert column in FIELDS, (attrs["title"], column)
+            assert column in fields, (attrs["title"], column)
         for name, _direction in attrs["sort"]:
-            assert FIELDS.get(name) in AGGREGATABLE, (attrs["title"], name)
-        query = _search_source(search)["query"]["query"]
-        for name, op in _KQL_FIELD.findall(query):
-            assert name in FIELDS, (attrs["title"], name)
-            if op != ":":
-                assert FIELDS[name] in {"date", *NUMERIC}, (attrs["title"], name)
+            assert fields.get(name) in AGGREGATABLE, (attrs["title"], name)
+        _check_kql(attrs["title"], _search_source(search)["query"]["query"], fields)
 
 
 def test_visualizations_aggregate_on_fitting_fields() -> None:
-    seen = set()
+    seen: dict[str, set[str]] = {view: set() for view in FIELDS_BY_VIEW}
     for vis in _of_type("visualization"):
-        state = json.loads(vis["attributes"]["visState"])
+        state, fields = json.loads(vis["attributes"]["visState"]), _fields(vis)
+        _check_kql(state["title"], _search_source(vis)["query"]["query"], fields)
         for agg in state["aggs"]:
             field = agg["params"].get("field")
             if agg["type"] == "date_histogram":
-                assert FIELDS.get(field) == "date"
+                assert fields.get(field) == "date"
             elif agg["type"] == "terms":
-                assert FIELDS.get(field) in AGGREGATABLE, (state["title"], field)
-            seen.add(field)
-    assert {"date", "topics", "site", "entities", "cluster_id"} <= seen
+                assert fields.get(field) in AGGREGATABLE, (state["title"], field)
+            elif agg["type"] in {"sum", "avg"}:
+                assert fields.get(field) in NUMERIC, (state["title"], field)
+            elif agg["type"] in {"max", "min"}:
+                assert fields.get(field) in {"date", *NUMERIC}, (state["title"], field)
+            seen[vis["references"][0]["id"]].add(field)
+    assert {"date", "topics", "site", "entities", "cluster_id"} <= seen["newsmon-articles"]
+    assert {"time", "source", "articles", "reason"} <= seen["newsmon-runs"]
 
 
 def test_every_reference_resolves() -> None:
@@ -102,10 +128,11 @@ def test_every_reference_resolves() -> None:
         if "kibanaSavedObjectMeta" in obj["attributes"] and obj["type"] != "dashboard":
             ref_name = _search_source(obj)["indexRefName"]
             assert ref_name in {r["name"] for r in obj["references"]}
-    (dashboard,) = _of_type("dashboard")
-    panels = json.loads(dashboard["attributes"]["panelsJSON"])
-    assert {p["panelRefName"] for p in panels} == {r["name"] for r in dashboard["references"]}
-    assert {r["type"] for r in dashboard["references"]} == {"visualization", "search"}
+    for dashboard in _of_type("dashboard"):
+        panels = json.loads(dashboard["attributes"]["panelsJSON"])
+        assert {p["panelRefName"] for p in panels} == {r["name"] for r in dashboard["references"]}
+        assert {r["type"] for r in dashboard["references"]} == {"visualization", "search"}
+        assert dashboard["attributes"]["timeRestore"] is True
 
 
 # Kibana's documented saved-object formats, as 8.19 imports them:
@@ -158,16 +185,19 @@ def test_saved_query_for_export_control_alerts() -> None:
     assert attrs["query"] == {"query": "alert.export_controls:true", "language": "kuery"}
     assert attrs["filters"] == [] and attrs["title"]
     for name, _op in _KQL_FIELD.findall(attrs["query"]["query"]):
-        assert FIELDS[name] == "boolean"
+        assert FIELDS_BY_VIEW["newsmon-articles"][name] == "boolean"
 
 
 def test_prefix_renames_the_data_view_everywhere() -> None:
     objects = saved_objects("acme")
     refs = [r for o in objects for r in o.get("references", []) if r["type"] == "index-pattern"]
     assert refs
-    assert {r["id"] for r in refs} == {"acme-articles"}
-    (view,) = [o for o in objects if o["type"] == "index-pattern"]
-    assert view["id"] == view["attributes"]["title"] == "acme-articles"
+    assert {r["id"] for r in refs} == {"acme-articles", "acme-runs"}
+    views = [o for o in objects if o["type"] == "index-pattern"]
+    assert [(v["id"], v["attributes"]["title"]) for v in views] == [
+        ("acme-articles", "acme-articles"),
+        ("acme-runs", "acme-runs"),
+    ]
 
 
 class _Kibana(BaseHTTPRequestHandler):

@@ -1,7 +1,8 @@
 """Kibana saved objects (the ``*.ndjson`` files next to this module) and their import.
 
-The objects refer to the data view ``newsmon-articles``; for another index prefix the data
-view's id and title are rewritten to ``{prefix}-articles`` on the way out.
+The objects refer to the data views ``newsmon-articles`` and ``newsmon-runs`` (the crawl-health
+index); for another index prefix the data views' ids and titles are rewritten to
+``{prefix}-articles`` and ``{prefix}-runs`` on the way out.
 """
 
 from __future__ import annotations
@@ -19,24 +20,22 @@ from urllib.parse import quote
 from newsmon.errors import NewsmonError
 
 KIBANA_DIR = Path(__file__).parent
-DATA_VIEW = "newsmon-articles"  # id and title of the data view in the files
+DATA_VIEWS = ("newsmon-articles", "newsmon-runs")  # ids and titles of the data views in the files
 
 
 def saved_objects(prefix: str = "newsmon") -> list[dict[str, Any]]:
-    """Every saved object in ``index/kibana``, pointed at ``{prefix}-articles``."""
-    view = f"{prefix}-articles"
+    """Every saved object in ``index/kibana``, pointed at ``{prefix}-articles`` and ``{prefix}-runs``."""
+    views = {view: prefix + view.removeprefix("newsmon") for view in DATA_VIEWS}
     objects = []
     for path in sorted(KIBANA_DIR.glob("*.ndjson")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             obj = json.loads(line)
-            if obj["type"] == "index-pattern" and obj["id"] == DATA_VIEW:
-                obj["id"] = view
-                obj["attributes"]["title"] = view
+            if obj["type"] == "index-pattern" and obj["id"] in views:
+                obj["id"] = obj["attributes"]["title"] = views[obj["id"]]
             for ref in obj.get("references", []):
-                if ref["id"] == DATA_VIEW:
-                    ref["id"] = view
+                ref["id"] = views.get(ref["id"], ref["id"])
             objects.append(obj)
     return objects
 

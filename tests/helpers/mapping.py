@@ -1,10 +1,11 @@
-"""The index mapping's field types, for tests that check fields by name."""
+"""The index mappings' field types (articles, crawl health), for tests that check fields by name."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from newsmon.index.docs import mapping_spec
+from newsmon.index.runs import runs_spec
 
 
 def field_types(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -19,3 +20,7 @@ def field_types(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 FIELDS = field_types(mapping_spec()["mappings"]["properties"])
+
+RUNS_FIELDS = field_types(runs_spec()["mappings"]["properties"])
+# Each data view of the Kibana files -> the field types of the index it shows.
+FIELDS_BY_VIEW = {"newsmon-articles": FIELDS, "newsmon-runs": RUNS_FIELDS}
