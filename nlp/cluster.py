@@ -13,10 +13,8 @@ re-analysing a known article returns its recorded cluster.
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +22,7 @@ from types import TracebackType
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-from newsmon.errors import NewsmonError
+from newsmon.nlp.statefile import load_state, save_state
 
 SHINGLE = 5
 LEAD_CHARS = 1000
@@ -102,40 +100,34 @@ class StoryClusters:
         return state_dir / "clusters.npz"
 
     def _load(self, state_dir: Path) -> None:
-        path = self._path(state_dir)
-        if not path.is_file():
+        state = load_state(
+            self._path(state_dir),
+            STATE_VERSION,
+            "story-cluster state",
+            lambda arrays: (
+                arrays["hashvalues"].shape[1:] == (NUM_PERM,)
+                and len(arrays["ids"]) == len(arrays["clusters"]) == len(arrays["hashvalues"])
+            ),
+        )
+        if state is None:
             return
-        try:
-            with np.load(path, allow_pickle=False) as state:
-                if int(state["version"]) != STATE_VERSION or state["hashvalues"].shape[1:] != (NUM_PERM,):
-                    raise ValueError("another format")
-                scheme = str(state["scheme"])
-                rows = list(zip(state["ids"], state["clusters"], state["hashvalues"], strict=True))
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise NewsmonError(
-                f"story-cluster state {path} is unreadable ({exc}); move it away to start afresh"
-            ) from None
-        for doc_id, cluster, values in rows:
+        scheme = str(state["scheme"])
+        for doc_id, cluster, values in zip(state["ids"], state["clusters"], state["hashvalues"], strict=True):
             self._add(str(doc_id), str(cluster), LeanMinHash(seed=SEED, hashvalues=values, scheme=scheme))
 
     def save(self) -> None:
         if self.state_dir is None:
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self._path(self.state_dir)
-        tmp = path.with_name("clusters.tmp.npz")
-        with tmp.open("wb") as fh:
-            np.savez(
-                fh,
-                version=np.array(STATE_VERSION),
-                scheme=np.array(_SCHEME),
-                ids=np.array(list(self._docs), dtype=str),
-                clusters=np.array([c for c, _ in self._docs.values()], dtype=str),
-                hashvalues=np.array(
-                    [mh.hashvalues for _, mh in self._docs.values()], dtype=np.uint32
-                ).reshape(-1, NUM_PERM),
-            )
-        os.replace(tmp, path)  # a crash mid-write leaves the previous state whole
+        save_state(
+            self._path(self.state_dir),
+            STATE_VERSION,
+            scheme=np.array(_SCHEME),
+            ids=np.array(list(self._docs), dtype=str),
+            clusters=np.array([c for c, _ in self._docs.values()], dtype=str),
+            hashvalues=np.array([mh.hashvalues for _, mh in self._docs.values()], dtype=np.uint32).reshape(
+                -1, NUM_PERM
+            ),
+        )
 
     def __enter__(self) -> StoryClusters:
         return self

@@ -28,9 +28,7 @@ and re-analysing a known article returns its recorded story.
 from __future__ import annotations
 
 import json
-import os
 import re
-import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ import numpy as np
 
 from newsmon.errors import NewsmonError
 from newsmon.nlp.encoder import DIMENSIONS, TITLE_DIMENSIONS, lead_of
+from newsmon.nlp.statefile import load_state, save_state
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "stories.json"
 FEATURES = (
@@ -393,19 +392,16 @@ class EventStories:
         return state_dir / "stories.npz"
 
     def _load(self, state_dir: Path) -> None:
-        path = self._path(state_dir)
-        if not path.is_file():
+        state = load_state(
+            self._path(state_dir),
+            STATE_VERSION,
+            "story state",
+            lambda arrays: arrays["matrix"].shape[1:] == (DIMENSIONS,),
+        )
+        if state is None:
             return
-        try:
-            with np.load(path, allow_pickle=False) as state:
-                if int(state["version"]) != STATE_VERSION or state["matrix"].shape[1:] != (DIMENSIONS,):
-                    raise ValueError("another format")
-                meta = json.loads(str(state["meta"]))
-                matrix = state["matrix"].astype(np.float32)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise NewsmonError(
-                f"story state {path} is unreadable ({exc}); move it away to start afresh"
-            ) from None
+        meta = json.loads(str(state["meta"]))
+        matrix = state["matrix"].astype(np.float32)
         self._docs = OrderedDict(meta["docs"])
         self._newest = meta["newest"]
         for raw in meta["stories"]:
@@ -430,7 +426,6 @@ class EventStories:
     def save(self) -> None:
         if self.state_dir is None:
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         rows: list[int] = []
         stories = []
         for s in self._stories.values():
@@ -451,16 +446,12 @@ class EventStories:
             )
             rows += s.rows.values()
         meta = {"docs": list(self._docs.items()), "newest": self._newest, "stories": stories}
-        path = self._path(self.state_dir)
-        tmp = path.with_name("stories.tmp.npz")
-        with tmp.open("wb") as fh:
-            np.savez(
-                fh,
-                version=np.array(STATE_VERSION),
-                meta=np.array(json.dumps(meta, ensure_ascii=False)),
-                matrix=self._matrix[rows].reshape(-1, DIMENSIONS),
-            )
-        os.replace(tmp, path)  # a crash mid-write leaves the previous state whole
+        save_state(
+            self._path(self.state_dir),
+            STATE_VERSION,
+            meta=np.array(json.dumps(meta, ensure_ascii=False)),
+            matrix=self._matrix[rows].reshape(-1, DIMENSIONS),
+        )
 
     def __enter__(self) -> EventStories:
         return self

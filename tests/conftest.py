@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from newsmon.settings import Settings
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -43,3 +47,23 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from newsmon.settings import get_settings
 
     get_settings.cache_clear()
+
+
+# The index tests' node: settings with their own index prefix, and a client that removes what
+# they created.
+@pytest.fixture
+def es(es_settings: Settings, tmp_path: Path) -> Settings:
+    from helpers.articles import isolated
+
+    return isolated(es_settings, tmp_path)
+
+
+@pytest.fixture
+def client(es: Settings) -> Iterator[Elasticsearch]:
+    from newsmon.index.client import articles_alias, es_client
+
+    c = es_client(es)
+    yield c
+    c.indices.delete(index=f"{articles_alias(es)}-v*", ignore_unavailable=True)
+    c.options(ignore_status=404).indices.delete_index_template(name=articles_alias(es))
+    c.close()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
-from helpers.articles import isolated, make_article
+from helpers.articles import make_article
 
 import newsmon.index.bulk
 from newsmon.errors import NewsmonError
@@ -27,20 +26,6 @@ from newsmon.settings import Settings
 
 pytestmark = pytest.mark.integration
 FAST = Retry(attempts=2, backoff_s=0.2)
-
-
-@pytest.fixture
-def es(es_settings: Settings, tmp_path: Path) -> Settings:
-    return isolated(es_settings, tmp_path)
-
-
-@pytest.fixture
-def client(es: Settings) -> Iterator[Elasticsearch]:
-    c = es_client(es)
-    yield c
-    c.indices.delete(index=f"{articles_alias(es)}-v*", ignore_unavailable=True)
-    c.options(ignore_status=404).indices.delete_index_template(name=articles_alias(es))
-    c.close()
 
 
 def stored(client: Elasticsearch, settings: Settings) -> dict[str, dict[str, Any]]:

@@ -4,18 +4,16 @@ without ILM, and searches through the alias across generations, on the suite's r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
-from helpers.articles import isolated, make_article
+from helpers.articles import make_article
 from typer.testing import CliRunner
 
 import newsmon.index.lifecycle
 from newsmon.errors import ConfigError, NewsmonError
 from newsmon.index.bulk import index_articles
-from newsmon.index.client import articles_alias, es_client
+from newsmon.index.client import articles_alias
 from newsmon.index.lifecycle import (
     ROLLOVER_CONDITIONS,
     ilm_policy,
@@ -26,20 +24,6 @@ from newsmon.index.lifecycle import (
 from newsmon.index.search import Filters, article_stats, search_articles
 from newsmon.index.setup import ANALYZER_PLUGINS, check_analyzers, nodes_without, setup_index
 from newsmon.settings import Settings, load_settings
-
-
-@pytest.fixture
-def es(es_settings: Settings, tmp_path: Path) -> Settings:
-    return isolated(es_settings, tmp_path)
-
-
-@pytest.fixture
-def client(es: Settings) -> Iterator[Elasticsearch]:
-    c = es_client(es)
-    yield c
-    c.indices.delete(index=f"{articles_alias(es)}-v*", ignore_unavailable=True)
-    c.options(ignore_status=404).indices.delete_index_template(name=articles_alias(es))
-    c.close()
 
 
 def _actions(policy: dict) -> set[str]:
