@@ -137,52 +137,35 @@ def _publish_feed(site: Path, base: str) -> None:
 
 
 @pytest.mark.integration
-def test_a_crawl_whose_feed_is_gone_heals_through_the_homepage(tmp_path: Path) -> None:
-    """The configured feed answers 404; the crawl finds the feed the homepage advertises, collects
-    the articles through it, and its summary names the failed feed and its replacement."""
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("feed", "/rss/gone.xml"), ("sitemap", "/maps/gone.xml"), ("sitemap", "/section/chips/")],
+    ids=["feed-404", "sitemap-404", "sitemap-not-a-sitemap"],
+)
+def test_a_crawl_whose_feed_or_sitemap_fails_heals_through_the_homepage(
+    tmp_path: Path, kind: str, path: str
+) -> None:
+    """The configured feed or sitemap answers 404, or the sitemap is an HTML page: the crawl
+    finds the feed the homepage advertises, collects the articles through it, and its summary
+    names what failed and its replacement."""
     site = tmp_path / "site"
     _site_with_articles(site)
     with serve_demo(root=site) as server:
         base = server.url.rstrip("/")
         _publish_feed(site, base)
+        configured = {"feeds": [base + path]} if kind == "feed" else {"feeds": [], "sitemaps": [base + path]}
         source = Source(
-            name="moved-feed",
+            name=f"moved-{kind}",
             lang="ko",
             homepage=base + "/",
-            feeds=[base + "/rss/gone.xml"],
             allowed_domains=["127.0.0.1"],
-        )
-        settings = load_settings(data_dir=tmp_path / "var")
-        stats = crawl([source], settings, tmp_path / "out.jsonl")
-    assert stats.articles_new == 4
-    assert stats.healed == {f"{base}/rss/gone.xml": f"{base}/feeds/main-feed"}
-    rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
-    assert rows[f"feed failed: {base}/rss/gone.xml"] == f"replaced by {base}/feeds/main-feed"
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("sitemap", ["/maps/gone.xml", "/section/chips/"], ids=["404", "not-a-sitemap"])
-def test_a_crawl_whose_sitemap_fails_heals_through_the_homepage(tmp_path: Path, sitemap: str) -> None:
-    """The configured sitemap answers 404, or is an HTML page: the crawl collects the articles
-    through the feed the homepage advertises, and the summary says the sitemap failed."""
-    site = tmp_path / "site"
-    _site_with_articles(site)
-    with serve_demo(root=site) as server:
-        base = server.url.rstrip("/")
-        _publish_feed(site, base)
-        source = Source(
-            name="moved-sitemap",
-            lang="ko",
-            homepage=base + "/",
-            feeds=[],
-            sitemaps=[base + sitemap],
-            allowed_domains=["127.0.0.1"],
+            **configured,
         )
         stats = crawl([source], load_settings(data_dir=tmp_path / "var"), tmp_path / "out.jsonl")
     assert stats.articles_new == 4
-    assert stats.healed == {base + sitemap: f"{base}/feeds/main-feed"}
+    assert stats.healed == {base + path: f"{base}/feeds/main-feed"}
     rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
-    assert rows[f"sitemap failed: {base}{sitemap}"] == f"replaced by {base}/feeds/main-feed"
+    assert rows[f"{kind} failed: {base}{path}"] == f"replaced by {base}/feeds/main-feed"
 
 
 @pytest.mark.integration
