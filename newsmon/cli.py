@@ -27,6 +27,11 @@ es_app = typer.Typer(
     help="Manage the local Elasticsearch node (development and tests).", no_args_is_help=True
 )
 app.add_typer(es_app, name="es")
+state_app = typer.Typer(
+    help="The shared state database (NEWSMON_STATE_URL): crawl state, inbox, locks, alert ledger.",
+    no_args_is_help=True,
+)
+app.add_typer(state_app, name="state")
 
 console = Console(stderr=True)
 out = Console()
@@ -69,6 +74,24 @@ def es_status() -> None:
     else:
         out.print(f"not running at {st.url}")
         raise typer.Exit(3)
+
+
+# --- shared state -------------------------------------------------------------------------
+
+
+@state_app.command("upgrade")
+def state_upgrade() -> None:
+    """Create or migrate the tables of the shared state database to this version's schema."""
+    from newsmon.state import upgrade
+
+    url = get_settings().state_url
+    if url is None:
+        raise NewsmonError(
+            "NEWSMON_STATE_URL is not set: the embedded state under NEWSMON_DATA_DIR needs no migration"
+        )
+    before, after = upgrade(url)
+    was = "" if before == after else f" (was {before or 'empty'})"
+    out.print(f"state database at schema {after}{was}")
 
 
 # --- main job -----------------------------------------------------------------------------

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # 30 s) between them; then the indexer spools what it could not write.
     es_retries: int = 6
     data_dir: Path = Path("./var")
+    # Where crawl state, the inbox, locks and the alert ledger live. None: embedded SQLite files
+    # and file locks under the data dir (one host). A PostgreSQL SQLAlchemy URL: that database,
+    # shared by every worker host (README, "Which state lives where").
+    state_url: str | None = None
     sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -117,6 +121,22 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:9200")
         return value.rstrip("/")
+
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend != "postgresql":
+            raise ValueError("must be a PostgreSQL URL such as postgresql://newsmon:PASSWORD@db-host/newsmon")
+        return value
 
     @field_validator("index_prefix")
     @classmethod
@@ -226,7 +246,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{_fields_env_name(err['loc'])}: {msg} (got {err.get('input')!r})") from None
+        # A database URL may hold a password: it is not echoed.
+        got = "" if err["loc"][:1] == ("state_url",) else f" (got {err.get('input')!r})"
+        raise ConfigError(f"{_fields_env_name(err['loc'])}: {msg}{got}") from None
 
 
 @lru_cache(maxsize=1)

@@ -43,3 +43,21 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from newsmon.settings import get_settings
 
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for the session, started by the suite: its URL."""
+    pytest.importorskip("pgserver", reason="the test extra installs pgserver (a PostgreSQL in a wheel)")
+    from helpers.postgres import postgres_server
+
+    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture
+def state_url(postgres: str) -> str:
+    """A fresh shared state database (migrated) in the suite's PostgreSQL: its URL."""
+    from helpers.postgres import fresh_database
+
+    return fresh_database(postgres)

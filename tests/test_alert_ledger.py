@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from newsmon.alerts.ledger import MAX_STORED_COPIES, MAX_STORED_TEXT, Ledger, group_stories, story_key
 from newsmon.alerts.sample import sample_articles
 from newsmon.models import Article
 
 T0 = datetime(2025, 1, 14, tzinfo=UTC)
+Opener = Callable[[], Ledger]
+
+
+@pytest.fixture(params=["embedded", "shared"])
+def open_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens the same ledger each call: a file under the data dir, or the shared PostgreSQL one."""
+    if request.param == "embedded":
+        return lambda: Ledger.open(tmp_path / "ledger.sqlite3")
+    url = request.getfixturevalue("state_url")
+    return lambda: Ledger.open_shared(url)
 
 
 def _copy(article: Article, n: int, **update: object) -> Article:
@@ -28,8 +41,8 @@ def test_group_stories_by_cluster_earliest_copy_first() -> None:
     assert story_key(lone) == f"article:{lone.id}"
 
 
-def test_record_pending_extend_and_skip_sent(tmp_path: Path) -> None:
-    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+def test_record_pending_extend_and_skip_sent(open_ledger: Opener) -> None:
+    ledger = open_ledger()
     first, *copies = sample_articles()[:3]
     assert ledger.checkpoint("r") is None
     assert ledger.record_matches("r", group_stories("r", [first]), T0) == {"cluster:c-hbm-rule": None}
@@ -54,15 +67,14 @@ def test_record_pending_extend_and_skip_sent(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_interrupted_sends_are_requeued_and_counted(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite3"
-    ledger = Ledger.open(path)
+def test_interrupted_sends_are_requeued_and_counted(open_ledger: Opener) -> None:
+    ledger = open_ledger()
     ledger.record_matches("r", group_stories("r", sample_articles()), T0)
     stories = ledger.pending("r")
     ledger.mark_sending(stories, "<id@x>")
     ledger.close()  # "crash"
 
-    ledger = Ledger.open(path)
+    ledger = open_ledger()
     assert ledger.requeue_interrupted() == 2
     assert [s.maybe_sent for s in ledger.pending("r")] == [True, True]
     ledger.mark_pending(ledger.pending("r"))
@@ -70,10 +82,10 @@ def test_interrupted_sends_are_requeued_and_counted(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_stored_copies_and_text_are_bounded(tmp_path: Path) -> None:
+def test_stored_copies_and_text_are_bounded(open_ledger: Opener) -> None:
     base = sample_articles()[0].model_copy(update={"text": "x" * (MAX_STORED_TEXT * 2)})
     many = [_copy(base, n) for n in range(MAX_STORED_COPIES + 5)]
-    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    ledger = open_ledger()
     ledger.record_matches("r", group_stories("r", many), T0)
     [story] = ledger.pending("r")
     assert len(story.articles) == MAX_STORED_COPIES
@@ -81,18 +93,17 @@ def test_stored_copies_and_text_are_bounded(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_scratch_copy_leaves_the_ledger_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite3"
-    real = Ledger.open(path)
+def test_scratch_copy_leaves_the_ledger_untouched(open_ledger: Opener, tmp_path: Path) -> None:
+    real = open_ledger()
     real.record_matches("r", group_stories("r", sample_articles()[:1]), T0)
+    scratch = Ledger.scratch_copy(real)
     real.close()
-    scratch = Ledger.scratch_copy(path)
     [story] = scratch.pending("r")
     scratch.mark_sending([story], "<id@x>")
     scratch.mark_sent([story])
     scratch.record_matches("r", [], T0 + timedelta(days=1))
     scratch.close()
-    real = Ledger.open(path)
+    real = open_ledger()
     assert real.states("r") == {"cluster:c-hbm-rule": "pending"} and real.checkpoint("r") == T0
     real.close()
     assert Ledger.scratch_copy(tmp_path / "absent.sqlite3").pending("r") == []

@@ -48,6 +48,7 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "kibana import": (["kibana", "import", "--url", "http://127.0.0.2:{closed}"], {2}),
     "signal train": (["signal", "train", "--corpus", "{tmp}/no-corpus", "--out", "{tmp}/heads"], {2}),
     "signal eval": (["signal", "eval", "--model", "{tmp}/no-heads"], {2}),
+    "state upgrade": (["state", "upgrade"], {2}),  # NEWSMON_STATE_URL unset: nothing to migrate
 }
 
 

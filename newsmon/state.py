@@ -1,0 +1,202 @@
+"""Where the pipeline's state lives: embedded SQLite files under the data dir (the default), or
+the one database that ``NEWSMON_STATE_URL`` names (PostgreSQL), shared by every worker host.
+
+The stores (the crawl store in ``crawlers.store``, the alert ledger in ``alerts.ledger``, the
+inbox queue in ``newsmon.inbox``) run the same SQLAlchemy Core statements on both; this module
+gives them a connection (``StateDb``), an upsert that speaks either dialect, advisory locks,
+and the Alembic migrations of the shared database (``newsmon state upgrade``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool, StaticPool
+
+from newsmon.errors import NewsmonError
+
+MIGRATIONS = Path(__file__).resolve().parent / "state_migrations"
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the psycopg (3) driver when it names PostgreSQL without a driver."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(engine: Engine, *, wal: bool) -> Engine:
+    """SQLite as the stores have always used it: WAL, a commit that survives power loss, and
+    every transaction taking the write lock at BEGIN (no upgrade deadlocks between readers).
+
+    pysqlite's own transaction handling is switched off so that SQLAlchemy's BEGIN is the one
+    sent, as the SQLAlchemy SQLite dialect documentation describes
+    (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl).
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi: sqlite3.Connection, _record: object) -> None:
+        dbapi.isolation_level = None
+        if wal:
+            dbapi.execute("PRAGMA journal_mode=WAL")
+        dbapi.execute("PRAGMA synchronous=FULL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def sqlite_file_engine(path: Path) -> Engine:
+    return _sqlite_pragmas(
+        sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30}, poolclass=NullPool), wal=True
+    )
+
+
+def memory_engine() -> Engine:
+    """A private in-memory SQLite database (one connection, kept for the engine's life)."""
+    return _sqlite_pragmas(sa.create_engine("sqlite://", poolclass=StaticPool), wal=False)
+
+
+@lru_cache(maxsize=8)
+def shared_engine(url: str) -> Engine:
+    """The engine of the shared state database, checked to be migrated to the newest schema."""
+    engine = sa.create_engine(driver_url(url), pool_pre_ping=True)
+    try:
+        current, head = current_revision(engine), head_revision()
+    except sa.exc.OperationalError as exc:
+        raise NewsmonError(f"NEWSMON_STATE_URL: cannot connect ({_first_line(exc)})") from None
+    if current != head:
+        raise NewsmonError(
+            f"NEWSMON_STATE_URL: the state database is at schema {current or 'none'}, this newsmon "
+            f"needs {head}: run `newsmon state upgrade`"
+        )
+    return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+class StateDb:
+    """One connection to a state database; ``tx()`` is a transaction on it.
+
+    ``shared`` says whether the database is the shared one: its crawl tables then hold every
+    source's rows (a ``source`` column), where an embedded file holds one source's.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.shared = engine.dialect.name == "postgresql"
+        self.conn = engine.connect()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.conn.begin():
+            yield self.conn
+
+    def upsert(self, table: sa.Table) -> Any:
+        """``INSERT`` with ``on_conflict_do_update``/``_nothing`` in this database's dialect."""
+        return (postgresql.insert if self.shared else sqlite.insert)(table)
+
+
+# ---------------------------------------------------------------------- advisory locks
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for ``name`` (PostgreSQL advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@lru_cache(maxsize=8)
+def _lock_engine(url: str) -> Engine:
+    # No pool: closing a lock's connection must end its session, and so release the lock.
+    return sa.create_engine(driver_url(url), poolclass=NullPool)
+
+
+class AdvisoryLock:
+    """A session-level PostgreSQL advisory lock, held while its connection is open. Like a
+    ``flock``ed file it goes away with the process holding it (the server sees the session end)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def fileno(self) -> int:
+        """The session's socket: a child process given it keeps the session (and the lock)
+        alive after this one dies, as a child given a locked file's descriptor does."""
+        return int(self._conn.connection.dbapi_connection.fileno())  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def try_advisory_lock(url: str, name: str) -> AdvisoryLock | None:
+    conn = _lock_engine(url).connect()
+    try:
+        got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_key(name)))).scalar()
+        conn.commit()  # the lock is the session's, not the transaction's
+    except BaseException:
+        conn.close()
+        raise
+    if not got:
+        conn.close()
+        return None
+    return AdvisoryLock(conn)
+
+
+# ---------------------------------------------------------------------- migrations (Alembic)
+
+
+def _alembic_config(url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url:
+        # ConfigParser interpolation: a literal % in a password must be doubled.
+        config.set_main_option("sqlalchemy.url", driver_url(url).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str) -> tuple[str | None, str]:
+    """Migrate the shared state database to the newest schema: (revision before, after)."""
+    from alembic import command
+
+    engine = sa.create_engine(driver_url(url), poolclass=NullPool)
+    try:
+        before = current_revision(engine)
+        command.upgrade(_alembic_config(url), "head")
+        return before, current_revision(engine) or ""
+    except sa.exc.OperationalError as exc:
+        raise NewsmonError(f"NEWSMON_STATE_URL: cannot migrate ({_first_line(exc)})") from None
+    finally:
+        engine.dispose()
