@@ -1,7 +1,8 @@
 """The pipeline stages as plain functions: the CLI and the Airflow DAGs both call these.
 
-Hand-off between stages is by files under ``NEWSMON_DATA_DIR/inbox`` (never article bodies
-through XCom). A crawl's output stays in the inbox until it is analysed and indexed (or
+Hand-off between stages is by files under ``NEWSMON_DATA_DIR/inbox``, or with a shared state
+database (``NEWSMON_STATE_URL``) by its inbox queue (``newsmon.inbox``); never article bodies
+through XCom. A crawl's output stays in the inbox until it is analysed and indexed (or
 spooled by the indexer), so a crash between stages loses nothing; a re-run re-indexes it,
 and idempotent upserts keep that from duplicating anything.
 
@@ -26,7 +27,7 @@ from rich.table import Table
 from newsmon.errors import NewsmonError, one_line
 from newsmon.layout import stamp
 from newsmon.locks import file_lock
-from newsmon.models import read_articles
+from newsmon.models import Article, parse_articles, read_articles
 from newsmon.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
     from newsmon.alerts.run import AlertRunStats
     from newsmon.crawlers.registry import Source
     from newsmon.crawlers.run import CrawlStats
-    from newsmon.index.bulk import IndexStats
     from newsmon.index.reprocess import ReprocessStats
+    from newsmon.nlp.pipeline import Analyzer
 
 Progress = Callable[[str], None]
 # process_inbox waits this long for another run's processing (analysis of a daily crawl's
@@ -106,13 +107,24 @@ def crawl_to_inbox(
     progress: Progress | None = None,
     lock_wait: float = 0.0,
 ) -> CrawlStats:
-    """Crawl into a new inbox file; it appears under its final name only when complete.
+    """Crawl into a new inbox file; it appears under its final name only when complete. With a
+    shared state database, into its inbox queue instead (each source's articles as one commit).
 
     While the crawl runs, the ``.part`` file is locked: housekeeping salvages only a ``.part``
     that no live crawl holds. ``lock_wait``: see ``crawlers.run.crawl``.
     """
     from newsmon.crawlers.run import crawl
 
+    if settings.state_url:
+        return crawl(
+            sources,
+            settings,
+            None,
+            since=since,
+            feeds_only=feeds_only,
+            progress=progress,
+            lock_wait=lock_wait,
+        )
     final = inbox_dir(settings) / f"{stamp()}-{tag}.jsonl"
     partial = final.with_suffix(".jsonl.part")
     with file_lock(partial):  # creates it
@@ -167,11 +179,13 @@ def process_inbox(
     stats: ProcessStats | None = None,
     client: Elasticsearch | None = None,
 ) -> ProcessStats:
-    """Analyse and index every pending inbox file, then remove it (``client``: the run's).
+    """Analyse and index every pending inbox file, then remove it (``client``: the run's); with a
+    shared state database, then every batch that this worker can claim from its inbox queue.
 
     One at a time per data dir (the feeds and the daily DAG may get here together): a second
     call waits for the first, up to ``lock_wait`` seconds, and then finds the files it took
-    gone. So no file is analysed twice at once and the story-cluster state is never raced.
+    gone. So no file is analysed twice at once and this host's story-cluster state is never
+    raced. Workers on other hosts claim other batches of the queue at the same time.
     """
     lock = inbox_dir(settings) / "process.lock"
     busy = f"another run is processing the inbox of {settings.data_dir} (lock {lock})"
@@ -180,7 +194,31 @@ def process_inbox(
         stats = stats or ProcessStats()
         if files:
             analyse_and_index(settings, files, stats, progress=progress, remove=True, client=client)
+        if settings.state_url:
+            _process_queue(settings, settings.state_url, stats, progress=progress, client=client)
         return stats
+
+
+def _process_queue(
+    settings: Settings,
+    url: str,
+    stats: ProcessStats,
+    *,
+    progress: Progress | None = None,
+    client: Elasticsearch | None = None,
+) -> None:
+    """Claim, analyse and index batches of the shared inbox queue until it has none left free."""
+    from newsmon.inbox import claim
+    from newsmon.nlp.pipeline import settings_analyzer
+
+    analyzer = settings_analyzer(settings)
+    while True:
+        with claim(url) as rows:
+            if not rows:
+                return
+            stats.files += 1
+            articles = list(parse_articles(rows, stats.errors))
+            _analyse_and_index_batch(settings, articles, analyzer, stats, "the inbox queue", progress, client)
 
 
 def index_inbox(
@@ -211,26 +249,40 @@ def analyse_and_index(
     """Analyse then index the articles of each JSONL file (``remove``: delete each file once its
     articles are indexed or spooled). ``newsmon run``, the DAGs and ``newsmon index`` share it:
     nothing is indexed unanalysed."""
-    from newsmon.index.bulk import index_articles
-    from newsmon.nlp.pipeline import analyze_articles, settings_analyzer
+    from newsmon.nlp.pipeline import settings_analyzer
 
     analyzer = settings_analyzer(settings)
     for path in files:
         stats.files += 1
         articles = list(read_articles(path, stats.errors))
-        if progress:
-            progress(f"analysing {len(articles)} articles from {path.name}")
-        analyzed = list(analyze_articles(articles, analyzer=analyzer))
-        stats.analyzed += len(analyzed)
-        if progress:
-            progress(f"indexing {len(analyzed)} articles")
-        result: IndexStats = index_articles(analyzed, settings, client)
-        for key, value in _counts(result).items():
-            stats.indexed[key] = stats.indexed.get(key, 0) + value
+        _analyse_and_index_batch(settings, articles, analyzer, stats, path.name, progress, client)
         if remove:
             # Indexed or spooled by the indexer: either way it is safe to let the file go.
             path.unlink()
     return stats
+
+
+def _analyse_and_index_batch(
+    settings: Settings,
+    articles: list[Article],
+    analyzer: Analyzer,
+    stats: ProcessStats,
+    origin: str,
+    progress: Progress | None,
+    client: Elasticsearch | None,
+) -> None:
+    from newsmon.index.bulk import index_articles
+    from newsmon.nlp.pipeline import analyze_articles
+
+    if progress:
+        progress(f"analysing {len(articles)} articles from {origin}")
+    analyzed = list(analyze_articles(articles, analyzer=analyzer))
+    stats.analyzed += len(analyzed)
+    if progress:
+        progress(f"indexing {len(analyzed)} articles")
+    result = index_articles(analyzed, settings, client)
+    for key, value in _counts(result).items():
+        stats.indexed[key] = stats.indexed.get(key, 0) + value
 
 
 def reprocess_stored(

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsmon.crawlers.store import CrawlStore, stored_sources
-from newsmon.layout import DataDir
-from newsmon.locks import is_same_file, try_lock
+from newsmon.crawlers.store import CrawlStore, open_store, source_lock_at, store_location, stored_sources
+from newsmon.locks import is_same_file, try_hold, try_lock
 from newsmon.settings import Settings
 
 DAY_S = 86_400.0
@@ -98,14 +97,15 @@ def cleanup(
         finally:
             fh.close()
 
-    for name in stored_sources(data):
-        fh = try_lock(DataDir(data).source_lock(name))
+    url = settings.state_url
+    for name in stored_sources(data, url):
+        fh = try_hold(source_lock_at(data, url, name))
         if fh is None:  # being crawled: the crawl writes its state
             stats.crawl_busy = True
             stats.busy_sources.append(name)
             continue
         try:
-            _prune_crawl_state(CrawlStore(DataDir(data).source_state(name)), policy, now, stats)
+            _prune_crawl_state(open_store(store_location(data, url, name), url), policy, now, stats)
         finally:
             fh.close()
     return stats

@@ -3,6 +3,7 @@ migrated database per test, for the shared state (``NEWSMON_STATE_URL``)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ def postgres_server(pgdata: Path) -> Iterator[str]:
     """Start a server on ``pgdata`` (a Unix socket there, no TCP port); yields its URL."""
     import pgserver
 
+    # Its exit hook logs at INFO after pytest has closed the captured streams: a noisy traceback.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         yield server.get_uri()

@@ -1,0 +1,103 @@
+"""The crawl state and the inbox queue in a shared PostgreSQL (NEWSMON_STATE_URL), started by
+the suite: what one host crawled, another does not fetch again; workers claim disjoint batches;
+a batch whose worker failed stays queued."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from newsmon.crawlers.demo_server import demo_sources, serve_demo
+from newsmon.crawlers.store import CrawlStore, source_lock, stored_sources
+from newsmon.errors import NewsmonError
+from newsmon.inbox import claim, queued
+from newsmon.models import Article
+from newsmon.pipeline import crawl_to_inbox
+from newsmon.retention import cleanup
+from newsmon.settings import load_settings
+
+pytestmark = pytest.mark.integration
+DEMO_ARTICLES = 13  # as in test_crawl_demo
+ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
+
+
+def _article(n: int, source: str = "a") -> Article:
+    url = f"https://{source}.example/news/{n}"
+    return Article(url=url, canonical_url=url, title=f"t{n}", text=f"body {n}", source=source)
+
+
+def test_each_source_has_its_own_rows_and_its_outbox_drains_into_the_queue(state_url: str) -> None:
+    a, b = CrawlStore.open_shared(state_url, "a"), CrawlStore.open_shared(state_url, "b")
+    first = _article(1)
+    assert a.record(first, [first.url + "?utm_source=x"]) == "new"
+    assert a.record(first, [first.url]) == "unchanged"
+    assert a.record(first.model_copy(update={"text": "changed"}), [first.url]) == "updated"
+    a.mark_skipped(["https://a.example/tag/x"], "list_page")
+    assert a.known(first.url) == "article" and a.known("https://a.example/tag/x") == "list_page"
+    assert b.known(first.url) is None  # another source's marks are its own
+    a.cache_put("fp", "https://a.example/rss", 200, {"ETag": ["x"]}, b"<rss/>")
+    a.cache_put("fp", "https://a.example/rss", 304, {}, b"<rss/>")  # replaces it
+    assert (a.cache_get("fp") or ())[:4] == ("https://a.example/rss", 304, {}, b"<rss/>")
+    assert b.cache_get("fp") is None
+    b.record(_article(2, "b"), [])
+
+    assert a.drain_outbox(None) == {"new": 1, "updated": 1}
+    assert a.drain_outbox(None) == {}  # moved in the same commit that emptied the outbox
+    assert queued(state_url) == 2  # b's article waits in b's outbox
+    with claim(state_url) as rows:
+        assert [Article.model_validate_json(r).text for r in rows] == ["body 1", "changed"]
+    assert queued(state_url) == 0
+    assert stored_sources(Path("unused"), state_url) == ["a", "b"]
+    a.close()
+    b.close()
+
+
+def test_workers_claim_disjoint_batches_and_a_failed_batch_stays_queued(state_url: str) -> None:
+    store = CrawlStore.open_shared(state_url, "a")
+    for n in range(5):
+        store.record(_article(n), [])
+    store.drain_outbox(None)
+    store.close()
+
+    with claim(state_url, limit=3) as mine, claim(state_url, limit=3) as theirs:
+        assert len(mine) == 3 and len(theirs) == 2  # SKIP LOCKED: the second skips the first's rows
+        assert not set(mine) & set(theirs)
+    assert queued(state_url) == 0
+
+    store = CrawlStore.open_shared(state_url, "a")
+    store.record(_article(9), [])
+    store.drain_outbox(None)
+    store.close()
+    with pytest.raises(RuntimeError), claim(state_url) as rows:
+        assert len(rows) == 1
+        raise RuntimeError("the analysis failed")
+    assert queued(state_url) == 1  # still there for the next worker
+
+
+def test_two_data_dirs_share_the_crawl_state_and_its_locks(state_url: str, tmp_path: Path) -> None:
+    host_a = load_settings(data_dir=tmp_path / "a", state_url=state_url)
+    host_b = load_settings(data_dir=tmp_path / "b", state_url=state_url)
+    with serve_demo() as server:
+        sources = demo_sources(server.url)
+        first = crawl_to_inbox(host_a, sources)
+        assert first.out_file is None and first.articles_new == DEMO_ARTICLES
+        assert queued(state_url) == DEMO_ARTICLES
+        assert not list((tmp_path / "a" / "inbox").glob("*.jsonl*"))  # the queue, not files
+        fetched = sum(server.hits.values())
+
+        again = crawl_to_inbox(host_b, sources)  # another host, another data dir
+        assert again.articles_new == 0 and queued(state_url) == DEMO_ARTICLES
+        articles = {p: n for p, n in server.hits.items() if ARTICLE_PATH.match(p)}
+        assert articles and set(articles.values()) == {1}  # no article page fetched twice
+        assert sum(server.hits.values()) > fetched  # it did look at the feeds again
+
+        # A crawl of a source that a crawl on the other host holds leaves it to that one.
+        zh = [s for s in sources if s.name == "demo-zh-tech"]
+        with source_lock(host_a.data_dir, "demo-zh-tech", state_url):
+            with pytest.raises(NewsmonError, match="another crawl is running for every source"):
+                crawl_to_inbox(host_b, zh)
+            busy = cleanup(host_b)  # housekeeping leaves a source being crawled alone, too
+            assert busy.busy_sources == ["demo-zh-tech"]
+    assert set(stored_sources(host_a.data_dir, state_url)) == {s.name for s in sources}
