@@ -28,8 +28,6 @@ INBOX = sa.Table(
     sa.Column("article", sa.Text),  # Article JSON
     sa.Column("queued_at", sa.DateTime(timezone=True)),
 )
-# Articles claimed at once: an analysis batch, small enough that a retried one is cheap.
-CLAIM_BATCH = 200
 
 
 def enqueue(conn: sa.Connection, rows: list[tuple[str, str]]) -> None:
@@ -39,7 +37,7 @@ def enqueue(conn: sa.Connection, rows: list[tuple[str, str]]) -> None:
 
 
 @contextmanager
-def claim(url: str, limit: int = CLAIM_BATCH) -> Iterator[list[str]]:
+def claim(url: str, limit: int) -> Iterator[list[str]]:
     """Up to ``limit`` queued articles (JSON) that no other worker holds, oldest first.
 
     They leave the queue when the block ends; on an error (or when this process dies) they stay.

@@ -213,7 +213,7 @@ def _process_queue(
 
     analyzer = settings_analyzer(settings)
     while True:
-        with claim(url) as rows:
+        with claim(url, settings.inbox_batch) as rows:
             if not rows:
                 return
             stats.files += 1

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # and file locks under the data dir (one host). A PostgreSQL SQLAlchemy URL: that database,
     # shared by every worker host (README, "Which state lives where").
     state_url: str | None = None
+    # Articles one worker claims at a time from the shared inbox queue (an analysis batch).
+    inbox_batch: int = 200
     sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -154,6 +156,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "es_retries",
+        "inbox_batch",
         "alert_flood_threshold",
         "crawl_max_child_sitemaps",
         "crawl_max_sitemap_urls",

@@ -46,7 +46,7 @@ def test_each_source_has_its_own_rows_and_its_outbox_drains_into_the_queue(state
     assert a.drain_outbox(None) == {"new": 1, "updated": 1}
     assert a.drain_outbox(None) == {}  # moved in the same commit that emptied the outbox
     assert queued(state_url) == 2  # b's article waits in b's outbox
-    with claim(state_url) as rows:
+    with claim(state_url, 10) as rows:
         assert [Article.model_validate_json(r).text for r in rows] == ["body 1", "changed"]
     assert queued(state_url) == 0
     assert stored_sources(Path("unused"), state_url) == ["a", "b"]
@@ -70,7 +70,7 @@ def test_workers_claim_disjoint_batches_and_a_failed_batch_stays_queued(state_ur
     store.record(_article(9), [])
     store.drain_outbox(None)
     store.close()
-    with pytest.raises(RuntimeError), claim(state_url) as rows:
+    with pytest.raises(RuntimeError), claim(state_url, 10) as rows:
         assert len(rows) == 1
         raise RuntimeError("the analysis failed")
     assert queued(state_url) == 1  # still there for the next worker
