@@ -151,15 +151,21 @@ def crawl_command(
 
     with ExitStack() as stack:
         sources = crawl_sources(settings, stack, demo=demo, names=names, progress=say)
-        stats = crawl_to_inbox(settings, sources, since=window, feeds_only=feeds_only, progress=say)
-    if out is not None and stats.out_file is not None:
+        if out is not None and settings.state_url:
+            # The shared inbox is a queue, not files to move: the crawl writes to ``out`` itself.
+            from newsmon.crawlers.run import crawl
+
+            stats = crawl(sources, settings, out, since=window, feeds_only=feeds_only, progress=say)
+        else:
+            stats = crawl_to_inbox(settings, sources, since=window, feeds_only=feeds_only, progress=say)
+    if out is not None and stats.out_file is not None and stats.out_file != out:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(stats.out_file, out)
         stats.out_file = out
     out_console = Console(highlight=False)
     out_console.print(
         f"fetched {stats.pages_fetched} pages: {stats.articles_new} new, {stats.articles_updated} updated, "
-        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file}",
+        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file or 'the shared inbox queue'}",
         markup=False,
     )
     for label, counts in (("skipped", stats.skipped), ("errors", stats.errors)):

@@ -4,7 +4,10 @@ a batch whose worker failed stays queued."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from newsmon.inbox import claim, queued
 from newsmon.models import Article
 from newsmon.pipeline import crawl_to_inbox
 from newsmon.retention import cleanup
-from newsmon.settings import load_settings
+from newsmon.settings import REPO_ROOT, load_settings
 
 pytestmark = pytest.mark.integration
 DEMO_ARTICLES = 13  # as in test_crawl_demo
@@ -101,3 +104,28 @@ def test_two_data_dirs_share_the_crawl_state_and_its_locks(state_url: str, tmp_p
             busy = cleanup(host_b)  # housekeeping leaves a source being crawled alone, too
             assert busy.busy_sources == ["demo-zh-tech"]
     assert set(stored_sources(host_a.data_dir, state_url)) == {s.name for s in sources}
+
+
+def test_crawl_command_fills_the_queue_or_the_file_asked_for(state_url: str, tmp_path: Path) -> None:
+    from newsmon.index.localnode.launcher import free_port
+
+    env = os.environ | {
+        "PYTHONPATH": str(REPO_ROOT),
+        "NEWSMON_STATE_URL": state_url,
+        "NEWSMON_DATA_DIR": str(tmp_path / "var"),
+        "NEWSMON_DEMO_PORT": str(free_port()),
+    }
+
+    def newsmon(*argv: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "newsmon.cli", *argv], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    out = tmp_path / "crawl.jsonl"
+    assert f"{DEMO_ARTICLES} new" in newsmon("crawl", "--demo", "--quiet", "--out", str(out))
+    assert len(out.read_text(encoding="utf-8").splitlines()) == DEMO_ARTICLES
+    assert queued(state_url) == 0
+    again = " ".join(newsmon("crawl", "--demo", "--quiet").split())  # unwrapped
+    assert " 0 new" in again and "-> the shared inbox queue" in again
