@@ -15,18 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsmon.crawlers.legacy_store import import_legacy, retire_legacy_store
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.scrapy_settings import scrapy_settings
-from newsmon.crawlers.store import (
-    NEW,
-    UPDATED,
-    drain_outboxes,
-    import_legacy,
-    open_store,
-    retire_legacy_store,
-    source_locks,
-    store_location,
-)
+from newsmon.crawlers.store import NEW, UPDATED, drain_outboxes, open_store, source_locks, store_location
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir, stamp
 from newsmon.settings import Settings

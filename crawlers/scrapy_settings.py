@@ -72,7 +72,7 @@ def scrapy_settings(
         # Conditional GET for feeds, sitemaps and list pages (articles carry dont_cache).
         "HTTPCACHE_ENABLED": True,
         "HTTPCACHE_POLICY": "newsmon.crawlers.middlewares.RevalidatePolicy",
-        "HTTPCACHE_STORAGE": "newsmon.crawlers.store.SqliteCacheStorage",
+        "HTTPCACHE_STORAGE": "newsmon.crawlers.httpcache.StoreCacheStorage",
         "LOG_LEVEL": "INFO",
         "LOG_FILE": str(log_file),
         "LOG_FILE_APPEND": False,

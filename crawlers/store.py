@@ -10,28 +10,25 @@ Crash safety comes from doing each article's bookkeeping in a single transaction
 row goes into the *outbox* in the same commit that marks its URL seen, so a killed crawl can
 lose neither (no "seen but never written") nor duplicate (no "written but not seen").
 ``drain_outbox`` then moves committed articles to the JSON-lines output file (or the queue).
-
-Before per-source stores there was one store for all sources (``crawl/state.sqlite``):
-``retire_legacy_store`` delivers its outbox and moves it aside, and a source's new store
-takes that source's seen URLs and content hashes from it (``import_legacy``).
+Before per-source stores there was one store for all sources: see ``crawlers.legacy_store``.
+Scrapy's HTTP cache keeps its responses here too: ``crawlers.httpcache``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from newsmon.crawlers.urls import canonicalize, on_domains
+from newsmon.crawlers.urls import canonicalize
 from newsmon.errors import NewsmonError
 from newsmon.inbox import enqueue
 from newsmon.layout import DataDir
@@ -40,11 +37,7 @@ from newsmon.models import Article, utcnow
 from newsmon.state import StateDb, shared_engine, sqlite_file_engine
 
 if TYPE_CHECKING:
-    from scrapy import Request, Spider
-    from scrapy.http import Response
-    from scrapy.settings import BaseSettings
-
-    from newsmon.crawlers.registry import Source
+    pass
 
 NEW, UPDATED, UNCHANGED = "new", "updated", "unchanged"
 
@@ -113,8 +106,7 @@ HTTP_CACHE = sa.Table(
     sa.Column("stored", sa.Float),
 )
 META = sa.Table("meta", _META, *(sa.Column(n, sa.Text) for n in (_SOURCE, "key", "value")))
-# How long a crawl waits for another one that is retiring the legacy store (a quick job).
-LEGACY_LOCK_WAIT_S = 120.0
+_KEYS = {"seen": "url", "articles": "id", "http_cache": "fingerprint", "meta": "key"}  # outbox: none
 # A crawl store's location as the crawl child is told it: a file path, or this prefix and the
 # source's name for its rows in the shared database (whose URL the child gets through its
 # environment, never in the job file: it may hold a password).
@@ -356,6 +348,32 @@ class CrawlStore:
         with self._db.tx() as conn:
             conn.execute(insert.on_conflict_do_update(index_elements=key, set_=replace))
 
+    # ------------------------------------------------------------------ copying rows between stores
+
+    def tx(self) -> AbstractContextManager[sa.Connection]:
+        return self._db.tx()
+
+    def rows(self, table: sa.Table) -> list[dict[str, Any]]:
+        """Every row this store has in ``table``, without the source column (the outbox's in
+        delivery order, without its sequence number)."""
+        columns = [c for c in table.c if c.name not in (_SOURCE, "seq")]
+        query = sa.select(*columns).where(*self._own(table))
+        if table is OUTBOX:
+            query = query.order_by(OUTBOX.c.seq)
+        with self._db.tx() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def add_rows(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+        """Insert ``rows`` (as ``rows`` gives them) into this store's ``table``, in ``conn``'s
+        transaction; a row whose key this store has already keeps its values. How many rows."""
+        key = _KEYS.get(table.name)
+        for row in rows:
+            insert = self._db.upsert(table).values(**self._source, **row)
+            conn.execute(
+                insert.on_conflict_do_nothing(index_elements=[*self._source, key]) if key else insert
+            )
+        return len(rows)
+
     def has_meta(self, key: str) -> bool:
         with self._db.tx() as conn:
             return (
@@ -416,134 +434,3 @@ def drain_outboxes(stores: Mapping[str, str], out_file: Path | None, state_url: 
             stack.callback(store.close)
             delivered += store.drain_outbox(out_file)
     return delivered
-
-
-# ---------------------------------------------------------------------- the legacy single store
-
-
-def retire_legacy_store(
-    data_dir: Path, out_file: Path | None, *, wait: float = LEGACY_LOCK_WAIT_S
-) -> Counter[str] | None:
-    """Deliver the outbox of the single store older versions kept to ``out_file``, then move
-    that store aside (``state.sqlite.legacy``); None when there is none.
-
-    Under the data-dir lock those versions took, so it never overlaps one of their crawls,
-    nor another crawl retiring it; a crash before the move re-runs it, and the drained
-    outbox is empty by then, so every article is delivered once.
-    """
-    legacy = DataDir(data_dir).crawl_legacy_state
-    if not legacy.exists():
-        return None
-    lock = DataDir(data_dir).crawl_lock
-    busy = f"the old single crawl store {legacy} is in use (lock {lock}): a crawl by an older newsmon?"
-    with file_lock(lock, timeout=wait, busy=busy):
-        if not legacy.exists():  # another crawl retired it while this one waited
-            return None
-        store = CrawlStore(legacy)
-        try:
-            delivered = store.drain_outbox(out_file)
-        finally:
-            store.close()
-        # Fold the write-ahead log into the file: the file alone is then the whole store.
-        with sqlite3.connect(legacy, timeout=30) as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            db.execute("PRAGMA journal_mode=DELETE")
-        db.close()
-        os.replace(legacy, DataDir(data_dir).crawl_retired_state)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{legacy}{suffix}").unlink(missing_ok=True)
-    return delivered
-
-
-def import_legacy(store: CrawlStore, legacy: Path, domains: list[str]) -> int | None:
-    """Once per store: copy the seen URLs and content hashes on ``domains`` from the retired
-    single store, so that the first crawl of a source after the upgrade neither fetches its
-    archive again nor delivers it as new. The number of URLs taken; None: nothing to do."""
-    if not legacy.exists() or store.has_meta("legacy_import"):
-        return None
-    taken = 0
-    try:
-        old = sqlite3.connect(f"{legacy.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            with store._db.tx() as conn:
-                seen_columns = ["url", "article_id", "skip", "lastmod", "seen_at"]
-                for row in old.execute(f"SELECT {', '.join(seen_columns)} FROM seen"):
-                    if on_domains(row[0], domains):
-                        insert, key = store._upsert(SEEN, "url", **dict(zip(seen_columns, row, strict=True)))
-                        conn.execute(insert.on_conflict_do_nothing(index_elements=key))
-                        taken += 1
-                columns = ["id", "canonical_url", "content_hash", "first_seen", "last_seen"]
-                for row in old.execute(f"SELECT {', '.join(columns)} FROM articles"):
-                    if on_domains(row[1], domains):
-                        insert, key = store._upsert(ARTICLES, "id", **dict(zip(columns, row, strict=True)))
-                        conn.execute(insert.on_conflict_do_nothing(index_elements=key))
-                conn.execute(
-                    sa.insert(META).values(**store._source, key="legacy_import", value=utcnow().isoformat())
-                )
-        finally:
-            old.close()
-    except sqlite3.DatabaseError as exc:
-        raise NewsmonError(
-            f"retired crawl state {legacy} is unreadable ({exc}); delete it (sources then re-fetch "
-            "what their feeds and sitemaps list once)"
-        ) from None
-    return taken
-
-
-# ---------------------------------------------------------------------- HTTP cache for Scrapy
-
-
-class SqliteCacheStorage:
-    """Scrapy HTTPCACHE_STORAGE keeping responses in the crawl stores (atomic, unlike the file
-    storage): each in the store of its request's source (``meta["source"]``; robots.txt,
-    which has none, in that of the first of the crawl's sources whose domains it is on)."""
-
-    def __init__(self, settings: BaseSettings) -> None:
-        self._locations: dict[str, str] = settings.getdict("NEWSMON_STORES")
-        self._stores: dict[str, CrawlStore] = {}
-        self._domains: dict[str, list[str]] = {}
-
-    def open_spider(self, spider: Spider) -> None:
-        self._stores = {name: open_store(location) for name, location in self._locations.items()}
-        sources: Mapping[str, Source] = getattr(spider, "sources", {})
-        self._domains = {name: sources[name].allowed_domains for name in self._stores if name in sources}
-        self._fingerprinter = spider.crawler.request_fingerprinter
-
-    def close_spider(self, spider: Spider) -> None:
-        for store in self._stores.values():
-            store.close()
-
-    def _store(self, request: Request) -> CrawlStore | None:
-        name = request.meta.get("source")
-        if name not in self._stores:
-            name = next((n for n, domains in self._domains.items() if on_domains(request.url, domains)), None)
-        return self._stores.get(name) if name else None
-
-    def retrieve_response(self, spider: Spider, request: Request) -> Response | None:
-        from scrapy.http import Headers
-        from scrapy.responsetypes import responsetypes
-
-        store = self._store(request)
-        found = store.cache_get(self._fingerprinter.fingerprint(request).hex()) if store else None
-        if found is None:
-            return None
-        url, status, raw_headers, body, stored = found
-        request.meta["cache_timestamp"] = stored
-        headers = Headers({k: v for k, v in raw_headers.items()})
-        cls = responsetypes.from_args(headers=headers, url=url, body=body)
-        return cls(url=url, status=status, headers=headers, body=body)
-
-    def store_response(self, spider: Spider, request: Request, response: Response) -> None:
-        store = self._store(request)
-        if store is None:
-            return
-        headers: dict[str, Any] = {
-            k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in response.headers.items()
-        }
-        store.cache_put(
-            self._fingerprinter.fingerprint(request).hex(),
-            response.url,
-            response.status,
-            headers,
-            response.body,
-        )
