@@ -374,6 +374,11 @@ class CrawlStore:
             )
         return len(rows)
 
+    def empty_outbox(self) -> None:
+        """Drop every queued article (they were copied elsewhere: ``newsmon state import``)."""
+        with self._db.tx() as conn:
+            conn.execute(sa.delete(OUTBOX).where(*self._own(OUTBOX)))
+
     def has_meta(self, key: str) -> bool:
         with self._db.tx() as conn:
             return (

@@ -94,6 +94,18 @@ def state_upgrade() -> None:
     out.print(f"state database at schema {after}{was}")
 
 
+@state_app.command("import")
+def state_import() -> None:
+    """Copy this data dir's embedded state (crawl state, alert ledger) into the shared database."""
+    from newsmon.pipeline import import_embedded_state
+
+    counts = import_embedded_state(get_settings(), progress=lambda line: console.print(line, markup=False))
+    out.print(
+        f"imported {counts['sources']} sources' crawl state ({counts['seen']} seen URLs, {counts['outbox']} "
+        f"undelivered articles) and {counts['stories']} alert stories"
+    )
+
+
 # --- main job -----------------------------------------------------------------------------
 
 

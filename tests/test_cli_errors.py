@@ -49,6 +49,7 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "signal train": (["signal", "train", "--corpus", "{tmp}/no-corpus", "--out", "{tmp}/heads"], {2}),
     "signal eval": (["signal", "eval", "--model", "{tmp}/no-heads"], {2}),
     "state upgrade": (["state", "upgrade"], {2}),  # NEWSMON_STATE_URL unset: nothing to migrate
+    "state import": (["state", "import"], {2}),  # NEWSMON_STATE_URL unset: nowhere to import to
 }
 
 

@@ -8,21 +8,25 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from newsmon.alerts.ledger import Ledger, group_stories
+from newsmon.alerts.sample import sample_articles
 from newsmon.crawlers.demo_server import demo_sources, serve_demo
 from newsmon.crawlers.store import CrawlStore, source_lock, stored_sources
 from newsmon.errors import NewsmonError
 from newsmon.inbox import claim, queued
 from newsmon.models import Article
-from newsmon.pipeline import crawl_to_inbox
+from newsmon.pipeline import crawl_to_inbox, import_embedded_state
 from newsmon.retention import cleanup
 from newsmon.settings import REPO_ROOT, load_settings
 
 pytestmark = pytest.mark.integration
 DEMO_ARTICLES = 13  # as in test_crawl_demo
+RULE = "export-controls"
 ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
 
 
@@ -129,3 +133,44 @@ def test_crawl_command_fills_the_queue_or_the_file_asked_for(state_url: str, tmp
     assert queued(state_url) == 0
     again = " ".join(newsmon("crawl", "--demo", "--quiet").split())  # unwrapped
     assert " 0 new" in again and "-> the shared inbox queue" in again
+
+
+def test_state_import_moves_the_embedded_state_once(state_url: str, tmp_path: Path) -> None:
+    embedded = load_settings(data_dir=tmp_path / "var")
+    shared = embedded.model_copy(update={"state_url": state_url})
+    with serve_demo() as server:
+        sources = demo_sources(server.url)
+        assert crawl_to_inbox(embedded, sources).articles_new == DEMO_ARTICLES  # an inbox file
+        # One article committed but never delivered (its crawl was killed), one story mailed.
+        store = CrawlStore(embedded.layout.source_state("demo-ko-tech"))
+        url = f"{server.url}/ko/news/left-behind.html"
+        store.record(
+            Article(url=url, canonical_url=url, title="남겨진 기사", text="본문", source="demo-ko-tech"),
+            [url],
+        )
+        store.close()
+        ledger = Ledger.open(embedded.layout.alerts_ledger)
+        [story] = group_stories(RULE, sample_articles()[:1])
+        ledger.record_matches(RULE, [story], datetime(2026, 1, 1, tzinfo=UTC))
+        ledger.mark_sending([story], "<1@x>")
+        ledger.mark_sent([story])
+        ledger.close()
+
+        first = import_embedded_state(shared)
+        assert first == {"sources": 3, "seen": first["seen"], "outbox": 1, "rules": 1, "stories": 1}
+        assert first["seen"] > DEMO_ARTICLES
+        again = import_embedded_state(shared)  # nothing doubles
+        assert again["outbox"] == 0 and stored_sources(tmp_path, state_url) == stored_sources(
+            embedded.data_dir
+        )
+
+        # Another host, on the shared state only: nothing is fetched or delivered twice.
+        hits = sum(server.hits.values())
+        other = crawl_to_inbox(shared.model_copy(update={"data_dir": tmp_path / "b"}), sources)
+        assert other.articles_new == 1 and queued(state_url) == 1  # the undelivered one, once
+        assert not [p for p, n in server.hits.items() if ARTICLE_PATH.match(p) and n > 1]
+        assert sum(server.hits.values()) > hits
+    ledger = Ledger.open_shared(state_url)
+    assert ledger.states(RULE) == {story.key: "sent"}
+    assert ledger.checkpoint(RULE) == datetime(2026, 1, 1, tzinfo=UTC)
+    ledger.close()

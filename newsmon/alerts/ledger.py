@@ -135,6 +135,7 @@ class Ledger:
 
     @classmethod
     def open(cls, path: Path) -> Ledger:
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return cls(StateDb(sqlite_file_engine(path)))
         except sa.exc.DatabaseError as exc:
@@ -149,23 +150,33 @@ class Ledger:
         """An in-memory copy for dry runs: the same code runs, the real ledger is untouched."""
         copy = cls(StateDb(memory_engine()))
         real = source if isinstance(source, Ledger) else Ledger.open(source) if source.exists() else None
-        if real is None:
-            return copy
-        try:
-            with real._db.tx() as conn:
-                checkpoints = [dict(r._mapping) for r in conn.execute(sa.select(_CHECKPOINTS))]
-                columns = [c for c in _STORIES.c if c.name != "seq"]
-                stories = [
-                    dict(r._mapping) for r in conn.execute(sa.select(*columns).order_by(real._found_order))
-                ]
-            with copy._db.tx() as conn:
-                for table, rows in ((_CHECKPOINTS, checkpoints), (_STORIES, stories)):
-                    if rows:
-                        conn.execute(sa.insert(table), rows)
-        finally:
-            if real is not source:
-                real.close()
+        if real is not None:
+            try:
+                copy.take(real)
+            finally:
+                if real is not source:
+                    real.close()
         return copy
+
+    def take(self, other: Ledger) -> tuple[int, int]:
+        """Copy ``other``'s checkpoints and stories into this ledger, in the order the stories
+        were found; a rule or story this one has keeps its row. (rules, stories) given."""
+        columns = [c for c in _STORIES.c if c.name != "seq"]
+        with other._db.tx() as conn:
+            checkpoints = [dict(r._mapping) for r in conn.execute(sa.select(_CHECKPOINTS))]
+            stories = [
+                dict(r._mapping) for r in conn.execute(sa.select(*columns).order_by(other._found_order))
+            ]
+        with self._db.tx() as conn:
+            for table, rows, key in (
+                (_CHECKPOINTS, checkpoints, ["rule"]),
+                (_STORIES, stories, ["rule", "story"]),
+            ):
+                for row in rows:
+                    conn.execute(
+                        self._db.upsert(table).values(**row).on_conflict_do_nothing(index_elements=key)
+                    )
+        return len(checkpoints), len(stories)
 
     def close(self) -> None:
         self._db.close()
