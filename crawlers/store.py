@@ -152,7 +152,7 @@ class CrawlStore:
         self.path: Path | None = path
         try:
             self._db = StateDb(sqlite_file_engine(path))
-            self._db.conn.connection.dbapi_connection.executescript(_SCHEMA)  # type: ignore[union-attr]
+            self._db.run_script(_SCHEMA)
         except sa.exc.DatabaseError as exc:
             raise NewsmonError(
                 f"crawl state {path} is unreadable ({exc.orig}); move it away to start afresh"

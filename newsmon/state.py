@@ -90,8 +90,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 class StateDb:
-    """One connection to a state database; ``tx()`` is a transaction on it.
+    """A state database; ``tx()`` is a transaction on it.
 
+    An SQLite file keeps one connection open for the store's life (opening the file is the
+    costly part). The shared database lends a pooled connection per transaction: a crawl opens
+    a store per source, and holding a connection for each would drain the pool.
     ``shared`` says whether the database is the shared one: its crawl tables then hold every
     source's rows (a ``source`` column), where an embedded file holds one source's.
     """
@@ -99,15 +102,25 @@ class StateDb:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.shared = engine.dialect.name == "postgresql"
-        self.conn = engine.connect()
+        self._conn = None if self.shared else engine.connect()
+
+    def run_script(self, script: str) -> None:
+        """Run an SQLite script (``CREATE TABLE IF NOT EXISTS ...``) on an embedded database."""
+        assert self._conn is not None, "the shared database's schema is Alembic's"
+        self._conn.connection.dbapi_connection.executescript(script)  # type: ignore[union-attr]
 
     def close(self) -> None:
-        self.conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
-        with self.conn.begin():
-            yield self.conn
+        if self._conn is None:
+            with self.engine.begin() as conn:
+                yield conn
+        else:
+            with self._conn.begin():
+                yield self._conn
 
     def upsert(self, table: sa.Table) -> Any:
         """``INSERT`` with ``on_conflict_do_update``/``_nothing`` in this database's dialect."""

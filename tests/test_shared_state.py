@@ -174,3 +174,16 @@ def test_state_import_moves_the_embedded_state_once(state_url: str, tmp_path: Pa
     assert ledger.states(RULE) == {story.key: "sent"}
     assert ledger.checkpoint(RULE) == datetime(2026, 1, 1, tzinfo=UTC)
     ledger.close()
+
+
+def test_a_crawl_of_many_sources_does_not_drain_the_connection_pool(state_url: str) -> None:
+    # A feeds poll crawls every source in one child, which opens two stores per source (the
+    # spider's and the HTTP cache's): more than the pool's 5 + 10 connections, were they held.
+    stores = [CrawlStore.open_shared(state_url, f"s{n}") for n in range(2 * 20)]
+    try:
+        for n, store in enumerate(stores):
+            assert store.record(_article(n, f"s{n}"), []) == "new"
+    finally:
+        for store in stores:
+            store.close()
+    assert stored_sources(Path("unused"), state_url) == sorted(f"s{n}" for n in range(40))

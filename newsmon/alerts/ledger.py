@@ -129,7 +129,7 @@ class Ledger:
     def __init__(self, db: StateDb) -> None:
         self._db = db
         if not db.shared:  # the shared database is created by its migrations
-            db.conn.connection.dbapi_connection.executescript(_SCHEMA)  # type: ignore[union-attr]
+            db.run_script(_SCHEMA)
         # The order stories were found in.
         self._found_order = _STORIES.c.seq if db.shared else sa.literal_column("rowid")
 
