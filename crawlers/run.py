@@ -158,7 +158,7 @@ def crawl(
                 env=env,
                 # The child shares the source locks: should this process die, they stay held
                 # until the child (still writing to the stores) is gone too.
-                pass_fds=[fh.fileno() for fh in locks.values()],
+                pass_fds=sorted({fh.fileno() for fh in locks.values()}),  # shared: one session
             )
             say(f"crawl process pid={child.pid} log={log_file}")
             try:

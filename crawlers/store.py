@@ -34,7 +34,7 @@ from newsmon.inbox import enqueue
 from newsmon.layout import DataDir
 from newsmon.locks import Held, file_lock, lock_at, try_hold
 from newsmon.models import Article, utcnow
-from newsmon.state import StateDb, shared_engine, sqlite_file_engine
+from newsmon.state import AdvisorySession, StateDb, shared_engine, sqlite_file_engine
 
 if TYPE_CHECKING:
     pass
@@ -392,7 +392,12 @@ class CrawlStore:
 
 def source_lock_at(data_dir: Path, state_url: str | None, source: str) -> Any:
     """Where the crawl lock of ``source`` lives (``newsmon.locks.lock_at``)."""
-    return lock_at(DataDir(data_dir).source_lock(source), state_url, f"crawl-source:{source}")
+    return lock_at(DataDir(data_dir).source_lock(source), state_url, source_lock_name(source))
+
+
+def source_lock_name(source: str) -> str:
+    """The name of a source's crawl lock in the shared database."""
+    return f"crawl-source:{source}"
 
 
 @contextmanager
@@ -404,13 +409,18 @@ def source_locks(
     names = list(dict.fromkeys(names))
     deadline = time.monotonic() + wait
     held: dict[str, Held] = {}
+    # Shared: every lock of this crawl on one database session (see AdvisorySession).
+    session = AdvisorySession(state_url) if state_url else None
+
+    def try_source(name: str) -> Held | None:
+        if session is not None:
+            return session.try_lock(source_lock_name(name))
+        return try_hold(DataDir(data_dir).source_lock(name))
+
     try:
         while True:
             for name in names:
-                if (
-                    name not in held
-                    and (fh := try_hold(source_lock_at(data_dir, state_url, name))) is not None
-                ):
+                if name not in held and (fh := try_source(name)) is not None:
                     held[name] = fh
             if held or time.monotonic() >= deadline:
                 break
@@ -419,6 +429,8 @@ def source_locks(
     finally:
         for fh in held.values():
             fh.close()
+        if session is not None:
+            session.close()  # when it holds no lock (else the last one released ended it)
 
 
 @contextmanager

@@ -141,34 +141,70 @@ def _lock_engine(url: str) -> Engine:
     return sa.create_engine(driver_url(url), poolclass=NullPool)
 
 
-class AdvisoryLock:
-    """A session-level PostgreSQL advisory lock, held while its connection is open. Like a
-    ``flock``ed file it goes away with the process holding it (the server sees the session end)."""
+class AdvisorySession:
+    """A database session that holds advisory locks, like a ``flock``ed file: they go with the
+    process holding it (the server sees the session end). A crawl takes every one of its
+    sources' locks on one session: a connection per source would be dozens for a feeds poll.
+    The session ends when its last lock is released (or ``close()`` while it holds none)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, url: str) -> None:
+        self._conn = _lock_engine(url).connect()
+        self._held = 0
+
+    def try_lock(self, name: str) -> AdvisoryLock | None:
+        """The lock ``name``, or None when another session holds it. (A session may take a
+        lock it holds again: callers ask for each name once.)"""
+        key = lock_key(name)
+        got = self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+        self._conn.commit()  # the lock is the session's, not the transaction's
+        if not got:
+            return None
+        self._held += 1
+        return AdvisoryLock(self, key)
 
     def fileno(self) -> int:
-        """The session's socket: a child process given it keeps the session (and the lock)
+        """The session's socket: a child process given it keeps the session (and the locks)
         alive after this one dies, as a child given a locked file's descriptor does."""
         return int(self._conn.connection.dbapi_connection.fileno())  # type: ignore[union-attr]
 
+    def release(self, key: int) -> None:
+        self._held -= 1
+        if self._held:
+            self._conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            self._conn.commit()
+        else:
+            self._conn.close()  # ending the session releases for certain
+
     def close(self) -> None:
-        self._conn.close()
+        """End the session if it holds no lock (its locks end it when they are released)."""
+        if not self._held:
+            self._conn.close()
+
+
+class AdvisoryLock:
+    """One advisory lock of an ``AdvisorySession``; closing it releases it."""
+
+    def __init__(self, session: AdvisorySession, key: int) -> None:
+        self._session, self._key = session, key
+        self._open = True
+
+    def fileno(self) -> int:
+        return self._session.fileno()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._session.release(self._key)
 
 
 def try_advisory_lock(url: str, name: str) -> AdvisoryLock | None:
-    conn = _lock_engine(url).connect()
+    """The lock ``name`` on a session of its own, or None when another session holds it."""
+    session = AdvisorySession(url)
     try:
-        got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_key(name)))).scalar()
-        conn.commit()  # the lock is the session's, not the transaction's
-    except BaseException:
-        conn.close()
-        raise
-    if not got:
-        conn.close()
-        return None
-    return AdvisoryLock(conn)
+        held = session.try_lock(name)
+    finally:
+        session.close()  # a no-op once it holds the lock
+    return held
 
 
 # ---------------------------------------------------------------------- migrations (Alembic)

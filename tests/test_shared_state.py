@@ -12,17 +12,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from newsmon.alerts.ledger import Ledger, group_stories
 from newsmon.alerts.sample import sample_articles
 from newsmon.crawlers.demo_server import demo_sources, serve_demo
-from newsmon.crawlers.store import CrawlStore, source_lock, stored_sources
+from newsmon.crawlers.store import CrawlStore, source_lock, source_lock_name, source_locks, stored_sources
 from newsmon.errors import NewsmonError
 from newsmon.inbox import claim, queued
+from newsmon.locks import SharedLock, try_hold
 from newsmon.models import Article
 from newsmon.pipeline import crawl_to_inbox, import_embedded_state
 from newsmon.retention import cleanup
 from newsmon.settings import REPO_ROOT, load_settings
+from newsmon.state import driver_url
 
 pytestmark = pytest.mark.integration
 DEMO_ARTICLES = 13  # as in test_crawl_demo
@@ -187,3 +190,30 @@ def test_a_crawl_of_many_sources_does_not_drain_the_connection_pool(state_url: s
         for store in stores:
             store.close()
     assert stored_sources(Path("unused"), state_url) == sorted(f"s{n}" for n in range(40))
+
+
+def test_a_crawl_holds_all_its_source_locks_on_one_session(state_url: str, tmp_path: Path) -> None:
+    engine = sa.create_engine(driver_url(state_url))
+
+    def advisory() -> tuple[int, int]:
+        with engine.connect() as conn:
+            query = "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory'"
+            row = conn.execute(sa.text(query)).one()
+        return row[0], row[1]
+
+    with source_lock(tmp_path, "b", state_url):  # another crawl holds b
+        with source_locks(tmp_path, ["a", "b", "c", "d"], state_url=state_url) as (held, busy):
+            assert sorted(held) == ["a", "c", "d"] and busy == ["b"]
+            assert advisory() == (4, 2)  # this crawl's three on one session, the other's one
+            assert try_hold(SharedLock(state_url, source_lock_name("c"))) is None
+            held.pop("c").close()  # released alone, the others stay
+            assert advisory() == (3, 2)
+            again = try_hold(SharedLock(state_url, source_lock_name("c")))
+            assert again is not None
+            again.close()
+            for lock in held.values():
+                lock.close()
+            held.clear()
+        assert advisory() == (1, 1)
+    assert advisory() == (0, 0)
+    engine.dispose()
