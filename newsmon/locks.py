@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -25,8 +25,8 @@ from newsmon.errors import NewsmonError
 class SharedLock:
     """The advisory lock ``name`` in the shared state database at ``url``."""
 
-    url: str
-    name: str
+    url: str = field(repr=False)  # it may hold a password
+    name: str = ""
 
     def __str__(self) -> str:  # never the URL: it may hold a password
         return f"the shared lock {self.name!r}"

@@ -133,11 +133,15 @@ class Settings(BaseSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            backend = make_url(value).get_backend_name()
+            driver = make_url(value).drivername
         except ArgumentError:
-            backend = ""
-        if backend != "postgresql":
-            raise ValueError("must be a PostgreSQL URL such as postgresql://newsmon:PASSWORD@db-host/newsmon")
+            driver = ""
+        # The psycopg driver ships with newsmon (newsmon.state.driver_url picks it).
+        if driver not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(
+                "must be a PostgreSQL URL such as postgresql://newsmon:PASSWORD@db-host/newsmon"
+                " (postgresql:// or postgresql+psycopg://)"
+            )
         return value
 
     @field_validator("index_prefix")

@@ -148,7 +148,10 @@ class AdvisorySession:
     The session ends when its last lock is released (or ``close()`` while it holds none)."""
 
     def __init__(self, url: str) -> None:
-        self._conn = _lock_engine(url).connect()
+        try:
+            self._conn = _lock_engine(url).connect()
+        except sa.exc.OperationalError as exc:
+            raise NewsmonError(f"NEWSMON_STATE_URL: cannot connect for a lock ({_first_line(exc)})") from None
         self._held = 0
 
     def try_lock(self, name: str) -> AdvisoryLock | None:

@@ -41,6 +41,7 @@ def test_env_overrides_and_recipient_list(monkeypatch: pytest.MonkeyPatch) -> No
         ("NEWSMON_ALERT_TO", "not-an-address"),
         ("NEWSMON_INDEX_PREFIX", "Bad Prefix"),
         ("NEWSMON_STATE_URL", "mysql://newsmon:secret@db/newsmon"),
+        ("NEWSMON_STATE_URL", "postgresql+psycopg2://newsmon:secret@db/newsmon"),  # a driver not shipped
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:

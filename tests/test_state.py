@@ -69,6 +69,7 @@ def test_settings_take_a_postgres_url(state_url: str) -> None:
     assert lock_at(Path("x.lock"), settings.state_url, "alerts-run") == SharedLock(state_url, "alerts-run")
     assert lock_at(Path("x.lock"), None, "alerts-run") == Path("x.lock")
     assert load_settings().state_url is None  # unset: the embedded state
+    assert driver_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"  # the short scheme
 
 
 def test_advisory_locks_exclude_other_sessions_and_die_with_their_process(state_url: str) -> None:
@@ -103,3 +104,11 @@ def test_advisory_locks_exclude_other_sessions_and_die_with_their_process(state_
     holder.wait()
     with file_lock(where, timeout=10, poll=0.1):  # the server notices the closed socket at once
         pass
+
+
+def test_a_lock_in_an_unreachable_database_is_one_line() -> None:
+    where = SharedLock("postgresql://newsmon:secret@127.0.0.2:1/newsmon", "alerts-run")
+    assert "secret" not in repr(where) and "secret" not in str(where)
+    with pytest.raises(NewsmonError, match=r"^NEWSMON_STATE_URL: cannot connect for a lock") as err:
+        try_hold(where)
+    assert "\n" not in str(err.value) and "secret" not in str(err.value)
