@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -54,11 +55,14 @@ def claim(url: str, limit: int) -> Iterator[list[str]]:
         db.close()
 
 
-def queued(url: str) -> int:
-    """How many articles wait in the queue (claimed ones included)."""
+def queued(url: str, before: datetime | None = None) -> int:
+    """How many articles wait in the queue (claimed ones included); ``before``: queued before then."""
+    query = sa.select(sa.func.count()).select_from(INBOX)
+    if before is not None:
+        query = query.where(INBOX.c.queued_at < before)
     db = StateDb(shared_engine(url))
     try:
         with db.tx() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(INBOX)).scalar_one())
+            return int(conn.execute(query).scalar_one())
     finally:
         db.close()

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -217,3 +218,14 @@ def test_a_crawl_holds_all_its_source_locks_on_one_session(state_url: str, tmp_p
         assert advisory() == (1, 1)
     assert advisory() == (0, 0)
     engine.dispose()
+
+
+def test_articles_stuck_in_the_queue_for_days_are_reported(state_url: str, tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "var", state_url=state_url)
+    store = CrawlStore.open_shared(state_url, "a")
+    store.record(_article(1), [])
+    store.drain_outbox(None)
+    store.close()
+    assert cleanup(settings).problems() == []
+    later = cleanup(settings, now=time.time() + 3 * 86_400)  # nobody indexed it for three days
+    assert later.problems() == ["1 articles in the shared inbox queue not indexed for days"]
