@@ -213,7 +213,7 @@ def try_advisory_lock(url: str, name: str) -> AdvisoryLock | None:
 # ---------------------------------------------------------------------- migrations (Alembic)
 
 
-def _alembic_config(url: str | None = None) -> Any:
+def alembic_config(url: str | None = None) -> Any:
     from alembic.config import Config
 
     config = Config()
@@ -227,7 +227,7 @@ def _alembic_config(url: str | None = None) -> Any:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
@@ -246,7 +246,7 @@ def upgrade(url: str) -> tuple[str | None, str]:
     engine = sa.create_engine(driver_url(url), poolclass=NullPool)
     try:
         before = current_revision(engine)
-        command.upgrade(_alembic_config(url), "head")
+        command.upgrade(alembic_config(url), "head")
         return before, current_revision(engine) or ""
     except sa.exc.OperationalError as exc:
         raise NewsmonError(f"NEWSMON_STATE_URL: cannot migrate ({_first_line(exc)})") from None

@@ -112,3 +112,17 @@ def test_a_lock_in_an_unreachable_database_is_one_line() -> None:
     with pytest.raises(NewsmonError, match=r"^NEWSMON_STATE_URL: cannot connect for a lock") as err:
         try_hold(where)
     assert "\n" not in str(err.value) and "secret" not in str(err.value)
+
+
+def test_the_migrations_go_down_and_up_again(state_url: str) -> None:
+    from alembic import command
+
+    from newsmon.state import alembic_config
+
+    engine = sa.create_engine(driver_url(state_url))
+    command.downgrade(alembic_config(state_url), "base")
+    assert current_revision(engine) is None
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
+    command.upgrade(alembic_config(state_url), "head")
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
