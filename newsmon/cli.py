@@ -97,7 +97,7 @@ def state_upgrade() -> None:
 @state_app.command("import")
 def state_import() -> None:
     """Copy this data dir's embedded state (crawl state, alert ledger) into the shared database."""
-    from newsmon.pipeline import import_embedded_state
+    from newsmon.state_import import import_embedded_state
 
     counts = import_embedded_state(get_settings(), progress=lambda line: console.print(line, markup=False))
     out.print(

@@ -46,18 +46,19 @@ def lock_at(path: Path, state_url: str | None, name: str) -> Path | SharedLock:
     return SharedLock(state_url, name) if state_url else path
 
 
-def try_hold(where: Path | SharedLock) -> Held | None:
+def try_hold(where: Path | SharedLock, *, exclusive: bool = True) -> Held | None:
     """``try_lock`` for a file or a shared lock."""
     if isinstance(where, SharedLock):
         from newsmon.state import try_advisory_lock
 
-        return try_advisory_lock(where.url, where.name)
-    return try_lock(where)
+        return try_advisory_lock(where.url, where.name, exclusive=exclusive)
+    return try_lock(where, exclusive=exclusive)
 
 
-def try_lock(path: Path, *, create: bool = True) -> IO[str] | None:
+def try_lock(path: Path, *, create: bool = True, exclusive: bool = True) -> IO[str] | None:
     """Lock ``path`` without waiting: the open file holding the lock (close it to release), or
-    None when another open file holds it (or, with ``create=False``, when ``path`` is gone)."""
+    None when another open file holds it (or, with ``create=False``, when ``path`` is gone).
+    ``exclusive=False``: a lock that other such ones may hold too, but no exclusive one."""
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -67,7 +68,7 @@ def try_lock(path: Path, *, create: bool = True) -> IO[str] | None:
             raise
         return None
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fh, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
         return None
@@ -84,14 +85,20 @@ def is_same_file(path: Path, fh: IO[str]) -> bool:
 
 @contextmanager
 def file_lock(
-    path: Path | SharedLock, *, timeout: float = 0.0, busy: str = "", poll: float = 0.2
+    path: Path | SharedLock,
+    *,
+    timeout: float = 0.0,
+    busy: str = "",
+    poll: float = 0.2,
+    exclusive: bool = True,
 ) -> Iterator[Held]:
-    """Hold the lock on ``path`` (a file, or a shared lock), waiting up to ``timeout`` seconds.
+    """Hold the lock on ``path`` (a file, or a shared lock), waiting up to ``timeout`` seconds
+    (``exclusive=False``: alongside other non-exclusive holders).
 
     Raises NewsmonError (``busy``, or a generic line naming the lock) when it stays taken.
     """
     deadline = time.monotonic() + timeout
-    while (fh := try_hold(path)) is None:
+    while (fh := try_hold(path, exclusive=exclusive)) is None:
         if time.monotonic() >= deadline:
             waited = f" (waited {timeout:g} s)" if timeout else ""
             raise NewsmonError((busy or f"{path} is locked by another process") + waited)

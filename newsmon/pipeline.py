@@ -14,7 +14,7 @@ live one from a dead crawl's); ``process_inbox`` runs one at a time per data dir
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,15 +26,16 @@ from rich.table import Table
 
 from newsmon.errors import NewsmonError, one_line
 from newsmon.layout import stamp
-from newsmon.locks import file_lock, lock_at
+from newsmon.locks import SharedLock, file_lock, lock_at
 from newsmon.models import Article, parse_articles, read_articles
+from newsmon.queries import MatchPage, RuleQuery
 from newsmon.settings import Settings
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from newsmon.alerts.rules import AlertRule, Mode
-    from newsmon.alerts.run import AlertRunStats
+    from newsmon.alerts.run import AlertRunStats, Matcher
     from newsmon.crawlers.registry import Source
     from newsmon.crawlers.run import CrawlStats
     from newsmon.index.reprocess import ReprocessStats
@@ -44,6 +45,10 @@ Progress = Callable[[str], None]
 # process_inbox waits this long for another run's processing (analysis of a daily crawl's
 # articles takes minutes), then fails so that Airflow retries it.
 INBOX_LOCK_WAIT_S = 30 * 60.0
+# An alert run waits this long for the bulk writes in flight (see SettledMatcher); one that
+# stalls longer (Elasticsearch retrying through an outage) spools what it cannot write, and
+# the replay stamps it anew.
+SETTLE_WAIT_S = 60.0
 
 
 def inbox_dir(settings: Settings) -> Path:
@@ -280,7 +285,9 @@ def _analyse_and_index_batch(
     stats.analyzed += len(analyzed)
     if progress:
         progress(f"indexing {len(analyzed)} articles")
-    result = index_articles(analyzed, settings, client)
+    busy = "an alert run's refresh holds the index writes lock"
+    with file_lock(index_writes_lock(settings), timeout=INBOX_LOCK_WAIT_S, busy=busy, exclusive=False):
+        result = index_articles(analyzed, settings, client)
     for key, value in _counts(result).items():
         stats.indexed[key] = stats.indexed.get(key, 0) + value
 
@@ -309,60 +316,6 @@ def reprocess_stored(
         site,
         progress=progress,
     )
-
-
-def import_embedded_state(settings: Settings, progress: Progress | None = None) -> dict[str, int]:
-    """Copy this data dir's embedded state into the shared database (``newsmon state import``):
-    each source's crawl state, its undelivered outbox (the next crawl of the source delivers
-    it), and the alert ledger, so a switch to NEWSMON_STATE_URL neither re-delivers what was
-    crawled nor mails a story again. Rows the shared database has keep theirs; run it again
-    and nothing doubles. Each store is locked on both sides while it is copied."""
-    from newsmon.alerts.ledger import Ledger
-    from newsmon.crawlers.store import ARTICLES, HTTP_CACHE, META, OUTBOX, SEEN, CrawlStore, stored_sources
-    from newsmon.crawlers.store import source_lock as crawl_lock
-
-    url = settings.state_url
-    if url is None:
-        raise NewsmonError("NEWSMON_STATE_URL is not set: there is no shared database to import into")
-    say = progress or (lambda _line: None)
-    counts = {"sources": 0, "seen": 0, "outbox": 0, "rules": 0, "stories": 0}
-    data = settings.data_dir
-    for name in stored_sources(data):
-        with crawl_lock(data, name), crawl_lock(data, name, url):
-            embedded, shared = (
-                CrawlStore(settings.layout.source_state(name)),
-                CrawlStore.open_shared(url, name),
-            )
-            try:
-                rows = {table: embedded.rows(table) for table in (SEEN, ARTICLES, HTTP_CACHE, META, OUTBOX)}
-                with shared.tx() as conn:
-                    for table, table_rows in rows.items():
-                        shared.add_rows(conn, table, table_rows)
-                # A crash before this line copies the outbox again next time: re-delivered
-                # articles are re-indexed in place (by id), and a story is mailed once.
-                embedded.empty_outbox()
-            finally:
-                embedded.close()
-                shared.close()
-        counts["sources"] += 1
-        counts["seen"] += len(rows[SEEN])
-        counts["outbox"] += len(rows[OUTBOX])
-        say(f"{name}: {len(rows[SEEN])} seen URLs, {len(rows[OUTBOX])} undelivered articles")
-    ledger_file = settings.layout.alerts_ledger
-    if ledger_file.exists():
-        alerts_lock = settings.layout.alerts_run_lock
-        with (
-            file_lock(alerts_lock, busy="alerts: an alert run is going on"),
-            file_lock(lock_at(alerts_lock, url, "alerts-run"), busy="alerts: an alert run is going on"),
-        ):
-            embedded_ledger, shared_ledger = Ledger.open(ledger_file), Ledger.open_shared(url)
-            try:
-                counts["rules"], counts["stories"] = shared_ledger.take(embedded_ledger)
-            finally:
-                embedded_ledger.close()
-                shared_ledger.close()
-        say(f"alert ledger: {counts['rules']} rule checkpoints, {counts['stories']} stories")
-    return counts
 
 
 def _counts(obj: Any) -> dict[str, int]:
@@ -430,8 +383,39 @@ def alert_run(
     from newsmon.alerts.run import run_alerts
     from newsmon.index.matches import IndexMatcher
 
-    matcher = IndexMatcher(settings, client)
+    matcher = SettledMatcher(IndexMatcher(settings, client), index_writes_lock(settings))
     return run_alerts(settings, matcher, mode=mode, dry_run=dry_run, rules=rules, progress=progress)
+
+
+def index_writes_lock(settings: Settings) -> Path | SharedLock:
+    """The lock between bulk writes and alert runs (``SettledMatcher``)."""
+    return lock_at(settings.layout.index_writes_lock, settings.state_url, "index-writes")
+
+
+class SettledMatcher:
+    """A matcher whose ``refresh`` first waits for the bulk writes in flight.
+
+    A rule's window ends when its alert run starts, and its checkpoint moves there; an article
+    is in the window by the ``indexed`` time its bulk write stamped. A write that stamped before
+    the window closed but lands after the refresh would fall behind the checkpoint unseen.
+    Each write holds the index-writes lock non-exclusively from before it stamps until it is
+    written (``_analyse_and_index_batch``); the refresh takes it exclusively, so it comes after
+    every such write (on every host, with the shared state's advisory lock).
+    """
+
+    def __init__(self, inner: Matcher, writes: Path | SharedLock) -> None:
+        self.inner, self.writes, self.name = inner, writes, inner.name
+
+    def refresh(self) -> bool:
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.writes, timeout=SETTLE_WAIT_S))
+            except NewsmonError:
+                pass  # a write stalled past SETTLE_WAIT_S: see there
+            return self.inner.refresh()
+
+    def pages(self, query: RuleQuery, since: datetime, until: datetime) -> Iterator[MatchPage]:
+        return self.inner.pages(query, since, until)
 
 
 def run_alert_rules(

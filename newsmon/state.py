@@ -154,26 +154,29 @@ class AdvisorySession:
             raise NewsmonError(f"NEWSMON_STATE_URL: cannot connect for a lock ({_first_line(exc)})") from None
         self._held = 0
 
-    def try_lock(self, name: str) -> AdvisoryLock | None:
-        """The lock ``name``, or None when another session holds it. (A session may take a
-        lock it holds again: callers ask for each name once.)"""
+    def try_lock(self, name: str, *, exclusive: bool = True) -> AdvisoryLock | None:
+        """The lock ``name``, or None when another session holds it (``exclusive=False``: when
+        another holds it exclusively). A session may take a lock it holds again: callers ask
+        once per name."""
         key = lock_key(name)
-        got = self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+        take = sa.func.pg_try_advisory_lock if exclusive else sa.func.pg_try_advisory_lock_shared
+        got = self._conn.execute(sa.select(take(key))).scalar()
         self._conn.commit()  # the lock is the session's, not the transaction's
         if not got:
             return None
         self._held += 1
-        return AdvisoryLock(self, key)
+        return AdvisoryLock(self, key, exclusive)
 
     def fileno(self) -> int:
         """The session's socket: a child process given it keeps the session (and the locks)
         alive after this one dies, as a child given a locked file's descriptor does."""
         return int(self._conn.connection.dbapi_connection.fileno())  # type: ignore[union-attr]
 
-    def release(self, key: int) -> None:
+    def release(self, key: int, exclusive: bool) -> None:
         self._held -= 1
         if self._held:
-            self._conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            unlock = sa.func.pg_advisory_unlock if exclusive else sa.func.pg_advisory_unlock_shared
+            self._conn.execute(sa.select(unlock(key)))
             self._conn.commit()
         else:
             self._conn.close()  # ending the session releases for certain
@@ -187,8 +190,8 @@ class AdvisorySession:
 class AdvisoryLock:
     """One advisory lock of an ``AdvisorySession``; closing it releases it."""
 
-    def __init__(self, session: AdvisorySession, key: int) -> None:
-        self._session, self._key = session, key
+    def __init__(self, session: AdvisorySession, key: int, exclusive: bool) -> None:
+        self._session, self._key, self._exclusive = session, key, exclusive
         self._open = True
 
     def fileno(self) -> int:
@@ -197,14 +200,14 @@ class AdvisoryLock:
     def close(self) -> None:
         if self._open:
             self._open = False
-            self._session.release(self._key)
+            self._session.release(self._key, self._exclusive)
 
 
-def try_advisory_lock(url: str, name: str) -> AdvisoryLock | None:
+def try_advisory_lock(url: str, name: str, *, exclusive: bool = True) -> AdvisoryLock | None:
     """The lock ``name`` on a session of its own, or None when another session holds it."""
     session = AdvisorySession(url)
     try:
-        held = session.try_lock(name)
+        held = session.try_lock(name, exclusive=exclusive)
     finally:
         session.close()  # a no-op once it holds the lock
     return held

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -364,3 +366,29 @@ def test_a_few_stories_stay_one_mail_each_up_to_the_flood_threshold(es: Node) ->
         assert (stats.sent, stats.emails) == (4, 1)
         mails = sink.wait_for(4)
         assert "digest" in mails[-1].message["Subject"] and set(_numbers(mails[-1])) == {4, 5, 6, 7}
+
+
+@pytest.mark.parametrize("state", ["embedded", "shared"])
+def test_an_alert_run_waits_for_a_bulk_write_in_flight(
+    es: Node, request: pytest.FixtureRequest, state: str
+) -> None:
+    """A write stamped before the run's window closed, landing after it started, is matched."""
+    from newsmon.locks import file_lock
+    from newsmon.pipeline import alert_run, index_writes_lock
+
+    shared = {"state_url": request.getfixturevalue("state_url")} if state == "shared" else {}
+    setup_index(es.settings, es.client)
+    with SmtpSink() as sink:
+        settings = _settings(es, sink, **shared)
+        result: list[AlertRunStats] = []
+        late = story(1)
+        with file_lock(index_writes_lock(settings), exclusive=False):  # a bulk write in flight ...
+            stamped = utcnow()  # ... that has stamped its documents
+            run = threading.Thread(target=lambda: result.append(alert_run(settings, client=es.client)))
+            run.start()
+            time.sleep(1.5)  # the run has closed its window after ``stamped`` and waits
+            doc = to_doc(late, first_seen=None, indexed=stamped)
+            es.client.index(index=articles_alias(settings), id=late.id, document=doc)  # no refresh
+        run.join(timeout=60)
+        assert result and result[0].matched == 1 and result[0].sent == 1, result
+        assert len(sink.wait_for(1)) == 1

@@ -23,10 +23,11 @@ from newsmon.errors import NewsmonError
 from newsmon.inbox import claim, queued
 from newsmon.locks import SharedLock, try_hold
 from newsmon.models import Article
-from newsmon.pipeline import crawl_to_inbox, import_embedded_state
+from newsmon.pipeline import crawl_to_inbox
 from newsmon.retention import cleanup
 from newsmon.settings import REPO_ROOT, load_settings
 from newsmon.state import driver_url
+from newsmon.state_import import import_embedded_state
 
 pytestmark = pytest.mark.integration
 DEMO_ARTICLES = 13  # as in test_crawl_demo
