@@ -15,17 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsmon.crawlers.legacy_store import import_legacy, retire_legacy_store
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.scrapy_settings import scrapy_settings
-from newsmon.crawlers.store import (
-    NEW,
-    UPDATED,
-    CrawlStore,
-    drain_outboxes,
-    import_legacy,
-    retire_legacy_store,
-    source_locks,
-)
+from newsmon.crawlers.store import NEW, UPDATED, drain_outboxes, open_store, source_locks, store_location
 from newsmon.errors import NewsmonError
 from newsmon.layout import DataDir, stamp
 from newsmon.settings import Settings
@@ -39,7 +32,7 @@ class CrawlStats:
     articles_unchanged: int
     skipped: dict[str, int]
     errors: dict[str, int]
-    out_file: Path
+    out_file: Path | None  # None: delivered to the shared inbox queue
     log_file: Path | None = None
     exit_code: int = 0  # of the crawl child process; non-zero: interrupted (articles so far are kept)
     scrapy: dict[str, Any] = field(default_factory=dict, repr=False)  # raw Scrapy stats
@@ -97,7 +90,7 @@ def _texts(stats: dict[str, Any], prefix: str) -> dict[str, str]:
 def crawl(
     sources: list[Source],
     settings: Settings,
-    out_file: Path,
+    out_file: Path | None,
     since: datetime | None = None,
     feeds_only: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -105,7 +98,8 @@ def crawl(
     scrapy_overrides: dict[str, Any] | None = None,
     lock_wait: float = 0.0,
 ) -> CrawlStats:
-    """Crawl ``sources``; append new and updated articles to ``out_file`` as JSON lines.
+    """Crawl ``sources``; append new and updated articles to ``out_file`` as JSON lines (None:
+    to the shared inbox queue, with ``NEWSMON_STATE_URL``).
 
     Runs Scrapy in a child process. Articles are committed to their source's crawl store as
     they are extracted and copied to ``out_file`` at the end, so an interrupted crawl loses
@@ -121,22 +115,28 @@ def crawl(
     say = progress or (lambda line: None)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    data = settings.data_dir
+    data, state_url = settings.data_dir, settings.state_url
+    if out_file is None and state_url is None:
+        raise NewsmonError(
+            "a crawl without an output file delivers to the shared inbox: set NEWSMON_STATE_URL"
+        )
     delivered: Counter[str] = Counter()
-    if (legacy := retire_legacy_store(data, out_file)) is not None:
+    # The single store of older versions is an embedded one: a shared state never had it.
+    if state_url is None and (legacy := retire_legacy_store(data, out_file)) is not None:
         delivered += legacy
         say(
             f"retired the single crawl store of older versions: delivered {sum(legacy.values())} "
             f"article(s) from its outbox; it is now {DataDir(data).crawl_retired_state}"
         )
-    with source_locks(data, [s.name for s in sources], wait=lock_wait) as (locks, busy):
+    names = [s.name for s in sources]
+    with source_locks(data, names, wait=lock_wait, state_url=state_url) as (locks, busy):
         if not locks:
             raise NewsmonError(f"another crawl is running for every source asked for: {', '.join(busy)}")
         for name in busy:
             say(f"skipping {name}: another crawl of it is running (and fetches its articles)")
         sources = [s for s in sources if s.name in locks]
-        stores = {s.name: DataDir(data).source_state(s.name) for s in sources}
-        left = _prepare_stores(sources, stores, DataDir(data).crawl_retired_state, out_file, say)
+        stores = {s.name: store_location(data, state_url, s.name) for s in sources}
+        left = _prepare_stores(sources, stores, settings, out_file, say)
         if left:
             say(f"delivered {sum(left.values())} article(s) left by an interrupted crawl")
         delivered += left
@@ -146,13 +146,15 @@ def crawl(
             "sources": [s.model_dump(mode="json") for s in sources],
             "since": since.isoformat() if since else None,
             "feeds_only": feeds_only,
-            "stores": {name: str(path) for name, path in stores.items()},
+            "stores": stores,
             "stats_file": str(stats_file),
             "parent_pid": os.getpid(),  # the child stops when this process dies
             "scrapy": scrapy_settings(sources, settings, stores, log_file) | (scrapy_overrides or {}),
         }
         job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if state_url:  # the child's stores are in the shared database (see store_location)
+            env["NEWSMON_STATE_URL"] = state_url
         with open(run / "crawl.stderr", "w", encoding="utf-8") as stderr:
             child = subprocess.Popen(
                 [sys.executable, "-m", "newsmon.crawlers.crawl_process", str(job_file)],
@@ -164,7 +166,7 @@ def crawl(
                 env=env,
                 # The child shares the source locks: should this process die, they stay held
                 # until the child (still writing to the stores) is gone too.
-                pass_fds=[fh.fileno() for fh in locks.values()],
+                pass_fds=sorted({fh.fileno() for fh in locks.values()}),  # shared: one session
             )
             say(f"crawl process pid={child.pid} log={log_file}")
             try:
@@ -173,7 +175,7 @@ def crawl(
                     say(line.rstrip("\n"))
             finally:
                 exit_code = child.wait()
-        delivered += drain_outboxes(data, list(stores), out_file)
+        delivered += drain_outboxes(stores, out_file, state_url)
     prune_runs(data)
     raw: dict[str, Any] = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.exists() else {}
     errors = _prefixed(raw, "newsmon/errors/")
@@ -209,15 +211,21 @@ def crawl(
 
 
 def _prepare_stores(
-    sources: list[Source], stores: dict[str, Path], retired: Path, out_file: Path, say: Callable[[str], None]
+    sources: list[Source],
+    stores: dict[str, str],
+    settings: Settings,
+    out_file: Path | None,
+    say: Callable[[str], None],
 ) -> Counter[str]:
-    """Seed new stores from the retired single store; deliver what earlier crawls left in the
-    outboxes. Returns the delivered counts."""
+    """Seed new embedded stores from the retired single store; deliver what earlier crawls left
+    in the outboxes. Returns the delivered counts."""
     delivered: Counter[str] = Counter()
+    retired = DataDir(settings.data_dir).crawl_retired_state
     for source in sources:
-        store = CrawlStore(stores[source.name])
+        store = open_store(stores[source.name], settings.state_url)
         try:
-            if (taken := import_legacy(store, retired, source.allowed_domains)) is not None:
+            taken = import_legacy(store, retired, source.allowed_domains) if store.path else None
+            if taken is not None:
                 say(f"{source.name}: took {taken} known URL(s) from the retired single crawl store")
             delivered += store.drain_outbox(out_file)
         finally:

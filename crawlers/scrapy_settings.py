@@ -14,7 +14,7 @@ MAX_PAGE_BYTES = 5 * 1024 * 1024
 
 
 def scrapy_settings(
-    sources: list[Source], settings: Settings, stores: dict[str, Path], log_file: Path
+    sources: list[Source], settings: Settings, stores: dict[str, str], log_file: Path
 ) -> dict[str, Any]:
     # Sources configured on loopback/private hosts (demo site, tests) are allowed there explicitly;
     # anything else that leads to such an address is refused by PrivateAddressGuard.
@@ -69,11 +69,11 @@ def scrapy_settings(
         },
         "ITEM_PIPELINES": {"newsmon.crawlers.pipelines.ArticlePipeline": 300},
         "NEWSMON_PRIVATE_ALLOWED": sorted({host_port(url) for url in local}),
-        "NEWSMON_STORES": {name: str(path) for name, path in stores.items()},  # by source name
+        "NEWSMON_STORES": stores,  # by source name: crawlers.store.store_location
         # Conditional GET for feeds, sitemaps and list pages (articles carry dont_cache).
         "HTTPCACHE_ENABLED": True,
         "HTTPCACHE_POLICY": "newsmon.crawlers.middlewares.RevalidatePolicy",
-        "HTTPCACHE_STORAGE": "newsmon.crawlers.store.SqliteCacheStorage",
+        "HTTPCACHE_STORAGE": "newsmon.crawlers.httpcache.StoreCacheStorage",
         "LOG_LEVEL": "INFO",
         "LOG_FILE": str(log_file),
         "LOG_FILE_APPEND": False,

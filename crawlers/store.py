@@ -1,43 +1,43 @@
 """The crawl's persistent state: seen URLs, content hashes, an outbox of articles, an HTTP cache.
 
-One sqlite file and one lock per source, under ``settings.data_dir/crawl/sources/<name>/``,
-so crawls of different sources run at the same time (on different Airflow workers, say)
-and two crawls of one source never do. Crash safety comes from doing each article's
-bookkeeping in a single transaction: the article row goes into the *outbox* in the same
-commit that marks its URL seen, so a killed crawl can lose neither (no "seen but never
-written") nor duplicate (no "written but not seen"). ``drain_outbox`` then moves committed
-articles to the JSON-lines output file.
+One store and one lock per source, so crawls of different sources run at the same time (on
+different Airflow workers, say) and two crawls of one source never do. Embedded (the default):
+an SQLite file and a lock file under ``settings.data_dir/crawl/sources/<name>/``. With
+``NEWSMON_STATE_URL``: the source's rows in the shared database and an advisory lock there, so
+workers on different hosts share what was seen, and the outbox drains into the inbox queue.
 
-Before per-source stores there was one store for all sources (``crawl/state.sqlite``):
-``retire_legacy_store`` delivers its outbox and moves it aside, and a source's new store
-takes that source's seen URLs and content hashes from it (``import_legacy``).
+Crash safety comes from doing each article's bookkeeping in a single transaction: the article
+row goes into the *outbox* in the same commit that marks its URL seen, so a killed crawl can
+lose neither (no "seen but never written") nor duplicate (no "written but not seen").
+``drain_outbox`` then moves committed articles to the JSON-lines output file (or the queue).
+Before per-source stores there was one store for all sources: see ``crawlers.legacy_store``.
+Scrapy's HTTP cache keeps its responses here too: ``crawlers.httpcache``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from newsmon.crawlers.urls import canonicalize, on_domains
+import sqlalchemy as sa
+
+from newsmon.crawlers.urls import canonicalize
 from newsmon.errors import NewsmonError
+from newsmon.inbox import enqueue
 from newsmon.layout import DataDir
-from newsmon.locks import file_lock, try_lock
+from newsmon.locks import Held, file_lock, lock_at, try_hold
 from newsmon.models import Article, utcnow
+from newsmon.state import AdvisorySession, StateDb, shared_engine, sqlite_file_engine
 
 if TYPE_CHECKING:
-    from scrapy import Request, Spider
-    from scrapy.http import Response
-    from scrapy.settings import BaseSettings
-
-    from newsmon.crawlers.registry import Source
+    pass
 
 NEW, UPDATED, UNCHANGED = "new", "updated", "unchanged"
 
@@ -75,42 +75,111 @@ CREATE TABLE IF NOT EXISTS meta (          -- e.g. legacy_import: when the retir
 );
 """
 _QUIET = "quiet_runs:"  # meta key prefix: a configured feed or sitemap -> its quiet runs in a row
-# How long a crawl waits for another one that is retiring the legacy store (a quick job).
-LEGACY_LOCK_WAIT_S = 120.0
+# The tables for SQLAlchemy: the schema above, plus the ``source`` column that the shared
+# database's tables have (state_migrations); an embedded file's statements never name it.
+_META = sa.MetaData()
+_SOURCE = "source"
+SEEN = sa.Table(
+    "seen",
+    _META,
+    *(sa.Column(n, sa.Text) for n in (_SOURCE, "url", "article_id", "skip", "lastmod", "seen_at")),
+)
+ARTICLES = sa.Table(
+    "articles",
+    _META,
+    *(
+        sa.Column(n, sa.Text)
+        for n in (_SOURCE, "id", "canonical_url", "content_hash", "first_seen", "last_seen")
+    ),
+)
+OUTBOX = sa.Table(
+    "outbox",
+    _META,
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    *(sa.Column(n, sa.Text) for n in (_SOURCE, "kind", "article")),
+)
+HTTP_CACHE = sa.Table(
+    "http_cache",
+    _META,
+    *(sa.Column(n, sa.Text) for n in (_SOURCE, "fingerprint", "url", "headers")),
+    sa.Column("status", sa.Integer),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("stored", sa.Float),
+)
+META = sa.Table("meta", _META, *(sa.Column(n, sa.Text) for n in (_SOURCE, "key", "value")))
+_KEYS = {"seen": "url", "articles": "id", "http_cache": "fingerprint", "meta": "key"}  # outbox: none
+# A crawl store's location as the crawl child is told it: a file path, or this prefix and the
+# source's name for its rows in the shared database (whose URL the child gets through its
+# environment, never in the job file: it may hold a password).
+SHARED_STORE = "shared:"
 
 
-def stored_sources(data_dir: Path) -> list[str]:
+def stored_sources(data_dir: Path, state_url: str | None = None) -> list[str]:
     """Names of the sources that have a crawl store."""
+    if state_url:
+        db = StateDb(shared_engine(state_url))
+        try:
+            with db.tx() as conn:
+                return list(
+                    conn.execute(sa.select(SEEN.c.source).distinct().order_by(SEEN.c.source)).scalars()
+                )
+        finally:
+            db.close()
     root = DataDir(data_dir).crawl_sources
     return sorted(p.parent.name for p in root.glob("*/state.sqlite")) if root.is_dir() else []
 
 
+def store_location(data_dir: Path, state_url: str | None, source: str) -> str:
+    return f"{SHARED_STORE}{source}" if state_url else str(DataDir(data_dir).source_state(source))
+
+
+def open_store(location: str, state_url: str | None = None) -> CrawlStore:
+    """The store at ``location`` (``store_location``); a shared one in the database at
+    ``state_url``, by default the environment's (the crawl child's)."""
+    if location.startswith(SHARED_STORE):
+        url = state_url or os.environ.get("NEWSMON_STATE_URL")
+        if not url:
+            raise NewsmonError("a shared crawl store needs NEWSMON_STATE_URL in the crawl's environment")
+        return CrawlStore.open_shared(url, location.removeprefix(SHARED_STORE))
+    return CrawlStore(Path(location))
+
+
 class CrawlStore:
+    """One source's crawl state: its SQLite file (``CrawlStore(path)``), or its rows in the
+    shared state database (``CrawlStore.open_shared``); the same statements run on both."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.path: Path | None = path
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a kill
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+            self._db = StateDb(sqlite_file_engine(path))
+            self._db.run_script(_SCHEMA)
+        except sa.exc.DatabaseError as exc:
             raise NewsmonError(
-                f"crawl state {path} is unreadable ({exc}); move it away to start afresh"
+                f"crawl state {path} is unreadable ({exc.orig}); move it away to start afresh"
             ) from None
+        self._source: dict[str, str] = {}
+
+    @classmethod
+    def open_shared(cls, url: str, source: str) -> CrawlStore:
+        store = cls.__new__(cls)
+        store.path = None
+        store._db = StateDb(shared_engine(url))
+        store._source = {"source": source}  # the shared tables hold every source's rows
+        return store
 
     def close(self) -> None:
-        self.db.close()
+        self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _own(self, table: sa.Table) -> list[sa.ColumnElement[bool]]:
+        """This source's rows of ``table`` (all of an embedded file's)."""
+        return [table.c.source == value for value in self._source.values()]
+
+    def _upsert(self, table: sa.Table, key: str, /, **values: Any) -> Any:
+        """``INSERT`` of ``values`` (this source's row) that conflicts on ``key`` (positional:
+        the meta table has a column named ``key``)."""
+        insert = self._db.upsert(table).values(**self._source, **values)
+        return insert, [*self._source, key]
 
     # ------------------------------------------------------------------ seen URLs
 
@@ -119,16 +188,18 @@ class CrawlStore:
 
         A known URL is fetched again when discovery reports a newer ``lastmod`` than last time.
         """
-        row = self.db.execute(
-            "SELECT lastmod, article_id, skip FROM seen WHERE url = ?", (canonicalize(url),)
-        ).fetchone()
+        query = sa.select(SEEN.c.lastmod, SEEN.c.article_id, SEEN.c.skip).where(
+            SEEN.c.url == canonicalize(url), *self._own(SEEN)
+        )
+        with self._db.tx() as conn:
+            row = conn.execute(query).first()
         if row is None or (lastmod and row[0] and lastmod > datetime.fromisoformat(row[0])):
             return None
         return "article" if row[1] else row[2] or "unknown"
 
     def _mark(
         self,
-        db: sqlite3.Connection,
+        conn: sa.Connection,
         urls: list[str],
         article_id: str | None,
         skip: str | None,
@@ -136,46 +207,72 @@ class CrawlStore:
     ) -> None:
         now = utcnow().isoformat()
         for url in dict.fromkeys(canonicalize(u) for u in urls):
-            db.execute(
-                "INSERT INTO seen (url, article_id, skip, lastmod, seen_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(url) DO UPDATE SET article_id = excluded.article_id, skip = excluded.skip, "
-                "lastmod = COALESCE(excluded.lastmod, seen.lastmod), seen_at = excluded.seen_at",
-                (url, article_id, skip, lastmod.isoformat() if lastmod else None, now),
+            insert, key = self._upsert(
+                SEEN,
+                "url",
+                url=url,
+                article_id=article_id,
+                skip=skip,
+                lastmod=lastmod.isoformat() if lastmod else None,
+                seen_at=now,
+            )
+            new = insert.excluded
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=key,
+                    set_={
+                        "article_id": new.article_id,
+                        "skip": new.skip,
+                        "lastmod": sa.func.coalesce(new.lastmod, SEEN.c.lastmod),
+                        "seen_at": new.seen_at,
+                    },
+                )
             )
 
     def note_lastmods(self, announced: Mapping[str, datetime]) -> None:
         """Raise the lastmod of seen URLs to the newest one announced (never lower it)."""
         if not announced:
             return
-        with self._tx() as db:
+        with self._db.tx() as conn:
             for url, lastmod in announced.items():
-                row = db.execute("SELECT lastmod FROM seen WHERE url = ?", (canonicalize(url),)).fetchone()
+                where = [SEEN.c.url == canonicalize(url), *self._own(SEEN)]
+                row = conn.execute(sa.select(SEEN.c.lastmod).where(*where)).first()
                 if row is not None and (row[0] is None or lastmod > datetime.fromisoformat(row[0])):
-                    db.execute(
-                        "UPDATE seen SET lastmod = ? WHERE url = ?", (lastmod.isoformat(), canonicalize(url))
-                    )
+                    conn.execute(sa.update(SEEN).where(*where).values(lastmod=lastmod.isoformat()))
 
     def mark_skipped(self, urls: list[str], reason: str, lastmod: datetime | None = None) -> None:
         """Remember a page that is no article (list page, 404 ...) so it is not fetched again."""
-        with self._tx() as db:
-            self._mark(db, urls, None, reason, lastmod)
+        with self._db.tx() as conn:
+            self._mark(conn, urls, None, reason, lastmod)
 
     def record(self, article: Article, urls: list[str], lastmod: datetime | None = None) -> str:
         """Mark the article's URLs seen and queue it for output if new or changed; returns its kind."""
-        with self._tx() as db:
-            row = db.execute("SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
+        with self._db.tx() as conn:
+            known = sa.select(ARTICLES.c.content_hash).where(
+                ARTICLES.c.id == article.id, *self._own(ARTICLES)
+            )
+            row = conn.execute(known).first()
             now = utcnow().isoformat()
             kind = NEW if row is None else UPDATED if row[0] != article.content_hash else UNCHANGED
-            db.execute(
-                "INSERT INTO articles (id, canonical_url, content_hash, first_seen, last_seen) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET content_hash = excluded.content_hash, "
-                "last_seen = excluded.last_seen",
-                (article.id, article.canonical_url, article.content_hash, now, now),
+            insert, key = self._upsert(
+                ARTICLES,
+                "id",
+                id=article.id,
+                canonical_url=article.canonical_url,
+                content_hash=article.content_hash,
+                first_seen=now,
+                last_seen=now,
             )
-            self._mark(db, [*urls, article.url, article.canonical_url], article.id, None, lastmod)
+            new = insert.excluded
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=key, set_={"content_hash": new.content_hash, "last_seen": new.last_seen}
+                )
+            )
+            self._mark(conn, [*urls, article.url, article.canonical_url], article.id, None, lastmod)
             if kind != UNCHANGED:
-                db.execute(
-                    "INSERT INTO outbox (kind, article) VALUES (?, ?)", (kind, article.model_dump_json())
+                conn.execute(
+                    sa.insert(OUTBOX).values(**self._source, kind=kind, article=article.model_dump_json())
                 )
         return kind
 
@@ -183,36 +280,49 @@ class CrawlStore:
 
     def quiet_runs(self, url: str) -> int:
         """How many runs in a row the configured feed or sitemap ``url`` brought no new article."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (_QUIET + url,)).fetchone()
-        return int(row[0]) if row else 0
+        query = sa.select(META.c.value).where(META.c.key == _QUIET + url, *self._own(META))
+        with self._db.tx() as conn:
+            value = conn.execute(query).scalar()
+        return int(value) if value is not None else 0
 
     def note_run(self, url: str, new_articles: int) -> int:
         """Count one more quiet run for ``url`` (reset by a run that brought news); the count."""
         count = 0 if new_articles else self.quiet_runs(url) + 1
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_QUIET + url, str(count)))
+        insert, key = self._upsert(META, "key", key=_QUIET + url, value=str(count))
+        replace = insert.on_conflict_do_update(index_elements=key, set_={"value": insert.excluded.value})
+        with self._db.tx() as conn:
+            conn.execute(replace)
         return count
 
     # ------------------------------------------------------------------ outbox
 
-    def drain_outbox(self, out_file: Path) -> Counter[str]:
-        """Append queued articles to ``out_file`` (fsynced), then drop them from the outbox.
+    def drain_outbox(self, out_file: Path | None) -> Counter[str]:
+        """Deliver the queued articles, then drop them from the outbox.
 
-        A crash between the fsync and the delete re-delivers those rows next time; the
-        article id (a hash of the canonical URL) keeps that harmless downstream.
+        To ``out_file`` (appended, fsynced): a crash between the fsync and the delete
+        re-delivers those rows next time; the article id (a hash of the canonical URL) keeps
+        that harmless downstream. ``None``: to the shared inbox queue, in the one transaction
+        that deletes them (only with the shared state database).
         """
-        rows = self.db.execute("SELECT seq, kind, article FROM outbox ORDER BY seq").fetchall()
         counts: Counter[str] = Counter()
+        with self._db.tx() as conn:
+            query = sa.select(OUTBOX.c.seq, OUTBOX.c.kind, OUTBOX.c.article).where(*self._own(OUTBOX))
+            rows = conn.execute(query.order_by(OUTBOX.c.seq)).all()
+            counts.update(kind for _, kind, _ in rows)
+            if out_file is None:
+                if rows:
+                    enqueue(conn, [(kind, article) for _, kind, article in rows])
+                    conn.execute(sa.delete(OUTBOX).where(OUTBOX.c.seq <= rows[-1][0], *self._own(OUTBOX)))
+                return counts
         out_file.parent.mkdir(parents=True, exist_ok=True)
         with out_file.open("a", encoding="utf-8") as fh:
-            for _, kind, article in rows:
+            for _, _, article in rows:
                 fh.write(article + "\n")
-                counts[kind] += 1
             fh.flush()
             os.fsync(fh.fileno())
         if rows:
-            with self._tx() as db:
-                db.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+            with self._db.tx() as conn:
+                conn.execute(sa.delete(OUTBOX).where(OUTBOX.c.seq <= rows[-1][0], *self._own(OUTBOX)))
         return counts
 
     # ------------------------------------------------------------------ HTTP cache
@@ -220,48 +330,117 @@ class CrawlStore:
     def prune(self, *, cached_before: float, skipped_before: datetime) -> tuple[int, int]:
         """Drop HTTP-cache entries stored before ``cached_before`` (epoch seconds) and the seen
         marks of skipped pages (no article) older than ``skipped_before``; how many of each."""
-        with self._tx() as db:
-            cache = db.execute("DELETE FROM http_cache WHERE stored < ?", (cached_before,)).rowcount
+        with self._db.tx() as conn:
+            cache = conn.execute(
+                sa.delete(HTTP_CACHE).where(HTTP_CACHE.c.stored < cached_before, *self._own(HTTP_CACHE))
+            ).rowcount
             # Marks are written as ``utcnow().isoformat()``: the same format compares as text.
-            skipped = db.execute(
-                "DELETE FROM seen WHERE article_id IS NULL AND seen_at < ?", (skipped_before.isoformat(),)
+            skipped = conn.execute(
+                sa.delete(SEEN).where(
+                    SEEN.c.article_id.is_(None), SEEN.c.seen_at < skipped_before.isoformat(), *self._own(SEEN)
+                )
             ).rowcount
         return cache, skipped
 
     def cache_get(self, fingerprint: str) -> tuple[str, int, dict[str, list[str]], bytes, float] | None:
-        row = self.db.execute(
-            "SELECT url, status, headers, body, stored FROM http_cache WHERE fingerprint = ?", (fingerprint,)
-        ).fetchone()
+        columns = (HTTP_CACHE.c[name] for name in ("url", "status", "headers", "body", "stored"))
+        query = sa.select(*columns).where(HTTP_CACHE.c.fingerprint == fingerprint, *self._own(HTTP_CACHE))
+        with self._db.tx() as conn:
+            row = conn.execute(query).first()
         if row is None:
             return None
-        return row[0], row[1], json.loads(row[2]), row[3], row[4]
+        return row[0], row[1], json.loads(row[2]), bytes(row[3]), row[4]
 
     def cache_put(
         self, fingerprint: str, url: str, status: int, headers: dict[str, list[str]], body: bytes
     ) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO http_cache (fingerprint, url, status, headers, body, stored) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (fingerprint, url, status, json.dumps(headers), body, time.time()),
+        insert, key = self._upsert(
+            HTTP_CACHE,
+            "fingerprint",
+            fingerprint=fingerprint,
+            url=url,
+            status=status,
+            headers=json.dumps(headers),
+            body=body,
+            stored=time.time(),
         )
+        replace = {name: insert.excluded[name] for name in ("url", "status", "headers", "body", "stored")}
+        with self._db.tx() as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=key, set_=replace))
+
+    # ------------------------------------------------------------------ copying rows between stores
+
+    def tx(self) -> AbstractContextManager[sa.Connection]:
+        return self._db.tx()
+
+    def rows(self, table: sa.Table) -> list[dict[str, Any]]:
+        """Every row this store has in ``table``, without the source column (the outbox's in
+        delivery order, without its sequence number)."""
+        columns = [c for c in table.c if c.name not in (_SOURCE, "seq")]
+        query = sa.select(*columns).where(*self._own(table))
+        if table is OUTBOX:
+            query = query.order_by(OUTBOX.c.seq)
+        with self._db.tx() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def add_rows(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+        """Insert ``rows`` (as ``rows`` gives them) into this store's ``table``, in ``conn``'s
+        transaction; a row whose key this store has already keeps its values. How many rows."""
+        key = _KEYS.get(table.name)
+        for row in rows:
+            insert = self._db.upsert(table).values(**self._source, **row)
+            conn.execute(
+                insert.on_conflict_do_nothing(index_elements=[*self._source, key]) if key else insert
+            )
+        return len(rows)
+
+    def empty_outbox(self) -> None:
+        """Drop every queued article (they were copied elsewhere: ``newsmon state import``)."""
+        with self._db.tx() as conn:
+            conn.execute(sa.delete(OUTBOX).where(*self._own(OUTBOX)))
+
+    def has_meta(self, key: str) -> bool:
+        with self._db.tx() as conn:
+            return (
+                conn.execute(sa.select(META.c.value).where(META.c.key == key, *self._own(META))).first()
+                is not None
+            )
 
 
 # ---------------------------------------------------------------------- locks
 
 
+def source_lock_at(data_dir: Path, state_url: str | None, source: str) -> Any:
+    """Where the crawl lock of ``source`` lives (``newsmon.locks.lock_at``)."""
+    return lock_at(DataDir(data_dir).source_lock(source), state_url, source_lock_name(source))
+
+
+def source_lock_name(source: str) -> str:
+    """The name of a source's crawl lock in the shared database."""
+    return f"crawl-source:{source}"
+
+
 @contextmanager
 def source_locks(
-    data_dir: Path, names: list[str], *, wait: float = 0.0, poll: float = 1.0
-) -> Iterator[tuple[dict[str, IO[str]], list[str]]]:
-    """Lock the stores of the sources that no other crawl holds: yields ``({name: open lock
-    file}, busy names)``. While *every* one is busy, tries again for up to ``wait`` seconds."""
+    data_dir: Path, names: list[str], *, wait: float = 0.0, poll: float = 1.0, state_url: str | None = None
+) -> Iterator[tuple[dict[str, Held], list[str]]]:
+    """Lock the stores of the sources that no other crawl holds: yields ``({name: held lock},
+    busy names)``. While *every* one is busy, tries again for up to ``wait`` seconds."""
     names = list(dict.fromkeys(names))
     deadline = time.monotonic() + wait
-    held: dict[str, IO[str]] = {}
+    held: dict[str, Held] = {}
+    # Shared: every lock of this crawl on one database session (see AdvisorySession).
+    session = AdvisorySession(state_url) if state_url else None
+
+    def try_source(name: str) -> Held | None:
+        if session is not None:
+            return session.try_lock(source_lock_name(name))
+        return try_hold(DataDir(data_dir).source_lock(name))
+
     try:
         while True:
             for name in names:
-                if name not in held and (fh := try_lock(DataDir(data_dir).source_lock(name))) is not None:
+                if name not in held and (fh := try_source(name)) is not None:
                     held[name] = fh
             if held or time.monotonic() >= deadline:
                 break
@@ -270,148 +449,25 @@ def source_locks(
     finally:
         for fh in held.values():
             fh.close()
+        if session is not None:
+            session.close()  # when it holds no lock (else the last one released ended it)
 
 
 @contextmanager
-def source_lock(data_dir: Path, source: str) -> Iterator[None]:
+def source_lock(data_dir: Path, source: str, state_url: str | None = None) -> Iterator[None]:
     """Hold one source's crawl lock; NewsmonError if a crawl of that source holds it."""
-    path = DataDir(data_dir).source_lock(source)
-    with file_lock(path, busy=f"another crawl of {source} is running (lock {path})"):
+    where = source_lock_at(data_dir, state_url, source)
+    with file_lock(where, busy=f"another crawl of {source} is running (lock {where})"):
         yield
 
 
-def drain_outboxes(data_dir: Path, sources: list[str], out_file: Path) -> Counter[str]:
-    """Deliver what the sources' stores hold in their outboxes (the caller holds their locks)."""
+def drain_outboxes(stores: Mapping[str, str], out_file: Path | None, state_url: str | None) -> Counter[str]:
+    """Deliver what the stores (``{source: location}``) hold in their outboxes (the caller holds
+    their locks); ``out_file`` None: into the shared inbox queue."""
     delivered: Counter[str] = Counter()
     with ExitStack() as stack:
-        for name in sources:
-            store = CrawlStore(DataDir(data_dir).source_state(name))
+        for location in stores.values():
+            store = open_store(location, state_url)
             stack.callback(store.close)
             delivered += store.drain_outbox(out_file)
     return delivered
-
-
-# ---------------------------------------------------------------------- the legacy single store
-
-
-def retire_legacy_store(
-    data_dir: Path, out_file: Path, *, wait: float = LEGACY_LOCK_WAIT_S
-) -> Counter[str] | None:
-    """Deliver the outbox of the single store older versions kept to ``out_file``, then move
-    that store aside (``state.sqlite.legacy``); None when there is none.
-
-    Under the data-dir lock those versions took, so it never overlaps one of their crawls,
-    nor another crawl retiring it; a crash before the move re-runs it, and the drained
-    outbox is empty by then, so every article is delivered once.
-    """
-    legacy = DataDir(data_dir).crawl_legacy_state
-    if not legacy.exists():
-        return None
-    lock = DataDir(data_dir).crawl_lock
-    busy = f"the old single crawl store {legacy} is in use (lock {lock}): a crawl by an older newsmon?"
-    with file_lock(lock, timeout=wait, busy=busy):
-        if not legacy.exists():  # another crawl retired it while this one waited
-            return None
-        store = CrawlStore(legacy)
-        try:
-            delivered = store.drain_outbox(out_file)
-            # Fold the write-ahead log into the file: the file alone is then the whole store.
-            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            store.db.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            store.close()
-        os.replace(legacy, DataDir(data_dir).crawl_retired_state)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{legacy}{suffix}").unlink(missing_ok=True)
-    return delivered
-
-
-def import_legacy(store: CrawlStore, legacy: Path, domains: list[str]) -> int | None:
-    """Once per store: copy the seen URLs and content hashes on ``domains`` from the retired
-    single store, so that the first crawl of a source after the upgrade neither fetches its
-    archive again nor delivers it as new. The number of URLs taken; None: nothing to do."""
-    if not legacy.exists() or store.db.execute("SELECT 1 FROM meta WHERE key = 'legacy_import'").fetchone():
-        return None
-    taken = 0
-    try:
-        old = sqlite3.connect(f"{legacy.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            with store._tx() as db:
-                for row in old.execute("SELECT url, article_id, skip, lastmod, seen_at FROM seen"):
-                    if on_domains(row[0], domains):
-                        db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?, ?)", row)
-                        taken += 1
-                query = "SELECT id, canonical_url, content_hash, first_seen, last_seen FROM articles"
-                for row in old.execute(query):
-                    if on_domains(row[1], domains):
-                        db.execute("INSERT OR IGNORE INTO articles VALUES (?, ?, ?, ?, ?)", row)
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('legacy_import', ?)", (utcnow().isoformat(),)
-                )
-        finally:
-            old.close()
-    except sqlite3.DatabaseError as exc:
-        raise NewsmonError(
-            f"retired crawl state {legacy} is unreadable ({exc}); delete it (sources then re-fetch "
-            "what their feeds and sitemaps list once)"
-        ) from None
-    return taken
-
-
-# ---------------------------------------------------------------------- HTTP cache for Scrapy
-
-
-class SqliteCacheStorage:
-    """Scrapy HTTPCACHE_STORAGE keeping responses in the crawl stores (atomic, unlike the file
-    storage): each in the store of its request's source (``meta["source"]``; robots.txt,
-    which has none, in that of the first of the crawl's sources whose domains it is on)."""
-
-    def __init__(self, settings: BaseSettings) -> None:
-        self._paths = {name: Path(path) for name, path in settings.getdict("NEWSMON_STORES").items()}
-        self._stores: dict[str, CrawlStore] = {}
-        self._domains: dict[str, list[str]] = {}
-
-    def open_spider(self, spider: Spider) -> None:
-        self._stores = {name: CrawlStore(path) for name, path in self._paths.items()}
-        sources: Mapping[str, Source] = getattr(spider, "sources", {})
-        self._domains = {name: sources[name].allowed_domains for name in self._stores if name in sources}
-        self._fingerprinter = spider.crawler.request_fingerprinter
-
-    def close_spider(self, spider: Spider) -> None:
-        for store in self._stores.values():
-            store.close()
-
-    def _store(self, request: Request) -> CrawlStore | None:
-        name = request.meta.get("source")
-        if name not in self._stores:
-            name = next((n for n, domains in self._domains.items() if on_domains(request.url, domains)), None)
-        return self._stores.get(name) if name else None
-
-    def retrieve_response(self, spider: Spider, request: Request) -> Response | None:
-        from scrapy.http import Headers
-        from scrapy.responsetypes import responsetypes
-
-        store = self._store(request)
-        found = store.cache_get(self._fingerprinter.fingerprint(request).hex()) if store else None
-        if found is None:
-            return None
-        url, status, raw_headers, body, stored = found
-        request.meta["cache_timestamp"] = stored
-        headers = Headers({k: v for k, v in raw_headers.items()})
-        cls = responsetypes.from_args(headers=headers, url=url, body=body)
-        return cls(url=url, status=status, headers=headers, body=body)
-
-    def store_response(self, spider: Spider, request: Request, response: Response) -> None:
-        store = self._store(request)
-        if store is None:
-            return
-        headers: dict[str, Any] = {
-            k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in response.headers.items()
-        }
-        store.cache_put(
-            self._fingerprinter.fingerprint(request).hex(),
-            response.url,
-            response.status,
-            headers,
-            response.body,
-        )

@@ -42,7 +42,8 @@ LOCK_WAIT = timedelta(minutes=10)
 @task(pool=CRAWL_POOL, execution_timeout=timedelta(hours=1))
 def crawl_source(name: str) -> dict[str, Any]:
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import crawl_to_inbox, load_sources, record_crawl_health
+    from newsmon.health import record_crawl_health
+    from newsmon.pipeline import crawl_to_inbox, load_sources
 
     settings = airflow_settings()
     sources = load_sources(settings, names=[name])

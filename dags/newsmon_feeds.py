@@ -31,7 +31,8 @@ def crawl_feeds(params: dict[str, Any] | None = None) -> dict[str, Any]:
     from contextlib import ExitStack
 
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import crawl_sources, crawl_to_inbox, record_crawl_health
+    from newsmon.health import record_crawl_health
+    from newsmon.pipeline import crawl_sources, crawl_to_inbox
 
     settings = airflow_settings()
     with ExitStack() as stack:

@@ -90,7 +90,8 @@ def enabled_sources() -> list[str]:
 @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=45))
 def analyze_and_index() -> dict[str, Any]:
     from newsmon.airflow_local import airflow_settings
-    from newsmon.pipeline import index_inbox, record_stage_health
+    from newsmon.health import record_stage_health
+    from newsmon.pipeline import index_inbox
 
     settings = airflow_settings()
     stats = index_inbox(settings, progress=log.info)
@@ -105,7 +106,8 @@ def send_alerts(mode: Mode) -> dict[str, Any]:
     """
     from newsmon.airflow_local import airflow_settings
     from newsmon.errors import NewsmonError
-    from newsmon.pipeline import alert_run, record_stage_health
+    from newsmon.health import record_stage_health
+    from newsmon.pipeline import alert_run
 
     settings = airflow_settings()
     stats = alert_run(settings, mode=mode, progress=log.info)

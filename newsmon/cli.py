@@ -32,6 +32,11 @@ es_app = typer.Typer(
     help="Manage the local Elasticsearch node (development and tests).", no_args_is_help=True
 )
 app.add_typer(es_app, name="es")
+state_app = typer.Typer(
+    help="The shared state database (NEWSMON_STATE_URL): crawl state, inbox, locks, alert ledger.",
+    no_args_is_help=True,
+)
+app.add_typer(state_app, name="state")
 
 console = Console(stderr=True)
 out = Console()
@@ -95,6 +100,36 @@ def _print_members(members: list[MemberStatus]) -> None:
         out.print(f"  {m.name}: pid {m.pid}, {m.url}")
 
 
+# --- shared state -------------------------------------------------------------------------
+
+
+@state_app.command("upgrade")
+def state_upgrade() -> None:
+    """Create or migrate the tables of the shared state database to this version's schema."""
+    from newsmon.state import upgrade
+
+    url = get_settings().state_url
+    if url is None:
+        raise NewsmonError(
+            "NEWSMON_STATE_URL is not set: the embedded state under NEWSMON_DATA_DIR needs no migration"
+        )
+    before, after = upgrade(url)
+    was = "" if before == after else f" (was {before or 'empty'})"
+    out.print(f"state database at schema {after}{was}")
+
+
+@state_app.command("import")
+def state_import() -> None:
+    """Copy this data dir's embedded state (crawl state, alert ledger) into the shared database."""
+    from newsmon.state_import import import_embedded_state
+
+    counts = import_embedded_state(get_settings(), progress=lambda line: console.print(line, markup=False))
+    out.print(
+        f"imported {counts['sources']} sources' crawl state ({counts['seen']} seen URLs, {counts['outbox']} "
+        f"undelivered articles) and {counts['stories']} alert stories"
+    )
+
+
 # --- main job -----------------------------------------------------------------------------
 
 
@@ -152,15 +187,21 @@ def crawl_command(
 
     with ExitStack() as stack:
         sources = crawl_sources(settings, stack, demo=demo, names=names, progress=say)
-        stats = crawl_to_inbox(settings, sources, since=window, feeds_only=feeds_only, progress=say)
-    if out is not None and stats.out_file is not None:
+        if out is not None and settings.state_url:
+            # The shared inbox is a queue, not files to move: the crawl writes to ``out`` itself.
+            from newsmon.crawlers.run import crawl
+
+            stats = crawl(sources, settings, out, since=window, feeds_only=feeds_only, progress=say)
+        else:
+            stats = crawl_to_inbox(settings, sources, since=window, feeds_only=feeds_only, progress=say)
+    if out is not None and stats.out_file is not None and stats.out_file != out:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(stats.out_file, out)
         stats.out_file = out
     out_console = Console(highlight=False)
     out_console.print(
         f"fetched {stats.pages_fetched} pages: {stats.articles_new} new, {stats.articles_updated} updated, "
-        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file}",
+        f"{stats.articles_unchanged} unchanged articles -> {stats.out_file or 'the shared inbox queue'}",
         markup=False,
     )
     for label, counts in (("skipped", stats.skipped), ("errors", stats.errors)):

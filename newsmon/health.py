@@ -26,7 +26,10 @@ from newsmon.settings import Settings
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
+    from newsmon.alerts.run import AlertRunStats
     from newsmon.canary import SiteCheck
+    from newsmon.crawlers.run import CrawlStats
+    from newsmon.pipeline import ProcessStats
 
 log = logging.getLogger("newsmon.health")
 
@@ -179,3 +182,34 @@ def record(
     if refused:
         warn(f"warning: crawl health: {len(refused)} of {len(docs)} documents refused, e.g. {refused[0]}")
     return len(refused)
+
+
+def record_crawl_health(
+    settings: Settings,
+    stats: CrawlStats,
+    names: Sequence[str],
+    *,
+    run_id: str | None = None,
+    client: Elasticsearch | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """Record a crawl's totals and its articles per source in the crawl-health index (before its
+    inbox file is processed away); returns how many documents were not recorded."""
+    run_id = run_id or new_run_id()
+    per_source = delivered_per_source(stats.out_file) if stats.out_file.exists() else {}
+    docs = [crawl_doc(run_id, vars(stats), names), *source_docs(run_id, per_source)]
+    return record(settings, docs, client=client, warn=warn)
+
+
+def record_stage_health(
+    settings: Settings, stats: ProcessStats | AlertRunStats, *, warn: Callable[[str], None] | None = None
+) -> int:
+    """Record a process or alerts stage run by a DAG task; returns the documents not recorded."""
+    from newsmon.pipeline import ProcessStats
+
+    if isinstance(stats, ProcessStats):
+        doc = process_doc(new_run_id(), stats)
+    else:
+        counts = {k: v for k, v in vars(stats).items() if isinstance(v, int)}
+        doc = alerts_doc(new_run_id(), counts, stats.error)
+    return record(settings, [doc], warn=warn)

@@ -24,6 +24,11 @@ class DataDir:
         return self.root / "spool"
 
     @property
+    def index_writes_lock(self) -> Path:
+        """Held shared by each bulk write, exclusively by an alert run's refresh (``pipeline``)."""
+        return self.root / "index" / "writes.lock"
+
+    @property
     def deadletter(self) -> Path:
         """Articles Elasticsearch rejected, kept for a look."""
         return self.root / "deadletter"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -101,11 +101,17 @@ def read_articles(path: Path, errors: dict[str, int] | None = None) -> Iterator[
     """Articles from a JSONL file; a bad line is counted and skipped, never fatal."""
     # errors="replace": a line with broken UTF-8 fails validation and is counted, not fatal.
     with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                yield Article.model_validate_json(line)
-            except ValueError:
-                if errors is not None:
-                    errors["bad_inbox_line"] = errors.get("bad_inbox_line", 0) + 1
+        yield from parse_articles(fh, errors)
+
+
+def parse_articles(lines: Iterable[str], errors: dict[str, int] | None = None) -> Iterator[Article]:
+    """Articles from JSON lines (a file's, or the inbox queue's rows); a bad one is counted
+    (``bad_inbox_line``) and skipped, never fatal."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield Article.model_validate_json(line)
+        except ValueError:
+            if errors is not None:
+                errors["bad_inbox_line"] = errors.get("bad_inbox_line", 0) + 1

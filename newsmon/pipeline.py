@@ -1,7 +1,8 @@
 """The pipeline stages as plain functions: the CLI and the Airflow DAGs both call these.
 
-Hand-off between stages is by files under ``NEWSMON_DATA_DIR/inbox`` (never article bodies
-through XCom). A crawl's output stays in the inbox until it is analysed and indexed (or
+Hand-off between stages is by files under ``NEWSMON_DATA_DIR/inbox``, or with a shared state
+database (``NEWSMON_STATE_URL``) by its inbox queue (``newsmon.inbox``); never article bodies
+through XCom. A crawl's output stays in the inbox until it is analysed and indexed (or
 spooled by the indexer), so a crash between stages loses nothing; a re-run re-indexes it,
 and idempotent upserts keep that from duplicating anything.
 
@@ -13,7 +14,7 @@ live one from a dead crawl's); ``process_inbox`` runs one at a time per data dir
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,24 +26,29 @@ from rich.table import Table
 
 from newsmon.errors import NewsmonError, one_line
 from newsmon.layout import stamp
-from newsmon.locks import file_lock
-from newsmon.models import read_articles
+from newsmon.locks import SharedLock, file_lock, lock_at
+from newsmon.models import Article, parse_articles, read_articles
+from newsmon.queries import MatchPage, RuleQuery
 from newsmon.settings import Settings
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from newsmon.alerts.rules import AlertRule, Mode
-    from newsmon.alerts.run import AlertRunStats
+    from newsmon.alerts.run import AlertRunStats, Matcher
     from newsmon.crawlers.registry import Source
     from newsmon.crawlers.run import CrawlStats
-    from newsmon.index.bulk import IndexStats
     from newsmon.index.reprocess import ReprocessStats
+    from newsmon.nlp.pipeline import Analyzer
 
 Progress = Callable[[str], None]
 # process_inbox waits this long for another run's processing (analysis of a daily crawl's
 # articles takes minutes), then fails so that Airflow retries it.
 INBOX_LOCK_WAIT_S = 30 * 60.0
+# An alert run waits this long for the bulk writes in flight (see SettledMatcher); one that
+# stalls longer (Elasticsearch retrying through an outage) spools what it cannot write, and
+# the replay stamps it anew.
+SETTLE_WAIT_S = 60.0
 
 
 def inbox_dir(settings: Settings) -> Path:
@@ -106,7 +112,8 @@ def crawl_to_inbox(
     progress: Progress | None = None,
     lock_wait: float = 0.0,
 ) -> CrawlStats:
-    """Crawl into a new inbox file; it appears under its final name only when complete.
+    """Crawl into a new inbox file; it appears under its final name only when complete. With a
+    shared state database, into its inbox queue instead (each source's articles as one commit).
 
     While the crawl runs, the ``.part`` file is locked: housekeeping salvages only a ``.part``
     that no live crawl holds. ``lock_wait``: see ``crawlers.run.crawl``.
@@ -114,6 +121,18 @@ def crawl_to_inbox(
     from newsmon.crawlers.run import crawl
 
     started = time.monotonic()
+    if settings.state_url:
+        stats = crawl(
+            sources,
+            settings,
+            None,
+            since=since,
+            feeds_only=feeds_only,
+            progress=progress,
+            lock_wait=lock_wait,
+        )
+        stats.seconds = time.monotonic() - started
+        return stats
     final = inbox_dir(settings) / f"{stamp()}-{tag}.jsonl"
     partial = final.with_suffix(".jsonl.part")
     with file_lock(partial):  # creates it
@@ -170,11 +189,13 @@ def process_inbox(
     stats: ProcessStats | None = None,
     client: Elasticsearch | None = None,
 ) -> ProcessStats:
-    """Analyse and index every pending inbox file, then remove it (``client``: the run's).
+    """Analyse and index every pending inbox file, then remove it (``client``: the run's); with a
+    shared state database, then every batch that this worker can claim from its inbox queue.
 
     One at a time per data dir (the feeds and the daily DAG may get here together): a second
     call waits for the first, up to ``lock_wait`` seconds, and then finds the files it took
-    gone. So no file is analysed twice at once and the story-cluster state is never raced.
+    gone. So no file is analysed twice at once and this host's story-cluster state is never
+    raced. Workers on other hosts claim other batches of the queue at the same time.
     """
     lock = inbox_dir(settings) / "process.lock"
     busy = f"another run is processing the inbox of {settings.data_dir} (lock {lock})"
@@ -185,9 +206,33 @@ def process_inbox(
         try:
             if files:
                 analyse_and_index(settings, files, stats, progress=progress, remove=True, client=client)
+            if settings.state_url:
+                _process_queue(settings, settings.state_url, stats, progress=progress, client=client)
         finally:
             stats.seconds += time.monotonic() - started
         return stats
+
+
+def _process_queue(
+    settings: Settings,
+    url: str,
+    stats: ProcessStats,
+    *,
+    progress: Progress | None = None,
+    client: Elasticsearch | None = None,
+) -> None:
+    """Claim, analyse and index batches of the shared inbox queue until it has none left free."""
+    from newsmon.inbox import claim
+    from newsmon.nlp.pipeline import settings_analyzer
+
+    analyzer = settings_analyzer(settings)
+    while True:
+        with claim(url, settings.inbox_batch) as rows:
+            if not rows:
+                return
+            stats.files += 1
+            articles = list(parse_articles(rows, stats.errors))
+            _analyse_and_index_batch(settings, articles, analyzer, stats, "the inbox queue", progress, client)
 
 
 def index_inbox(
@@ -226,26 +271,42 @@ def analyse_and_index(
     """Analyse then index the articles of each JSONL file (``remove``: delete each file once its
     articles are indexed or spooled). ``newsmon run``, the DAGs and ``newsmon index`` share it:
     nothing is indexed unanalysed."""
-    from newsmon.index.bulk import index_articles
-    from newsmon.nlp.pipeline import analyze_articles, settings_analyzer
+    from newsmon.nlp.pipeline import settings_analyzer
 
     analyzer = settings_analyzer(settings)
     for path in files:
         stats.files += 1
         articles = list(read_articles(path, stats.errors))
-        if progress:
-            progress(f"analysing {len(articles)} articles from {path.name}")
-        analyzed = list(analyze_articles(articles, analyzer=analyzer))
-        stats.analyzed += len(analyzed)
-        if progress:
-            progress(f"indexing {len(analyzed)} articles")
-        result: IndexStats = index_articles(analyzed, settings, client)
-        for key, value in _counts(result).items():
-            stats.indexed[key] = stats.indexed.get(key, 0) + value
+        _analyse_and_index_batch(settings, articles, analyzer, stats, path.name, progress, client)
         if remove:
             # Indexed or spooled by the indexer: either way it is safe to let the file go.
             path.unlink()
     return stats
+
+
+def _analyse_and_index_batch(
+    settings: Settings,
+    articles: list[Article],
+    analyzer: Analyzer,
+    stats: ProcessStats,
+    origin: str,
+    progress: Progress | None,
+    client: Elasticsearch | None,
+) -> None:
+    from newsmon.index.bulk import index_articles
+    from newsmon.nlp.pipeline import analyze_articles
+
+    if progress:
+        progress(f"analysing {len(articles)} articles from {origin}")
+    analyzed = list(analyze_articles(articles, analyzer=analyzer))
+    stats.analyzed += len(analyzed)
+    if progress:
+        progress(f"indexing {len(analyzed)} articles")
+    busy = "an alert run's refresh holds the index writes lock"
+    with file_lock(index_writes_lock(settings), timeout=INBOX_LOCK_WAIT_S, busy=busy, exclusive=False):
+        result = index_articles(analyzed, settings, client)
+    for key, value in _counts(result).items():
+        stats.indexed[key] = stats.indexed.get(key, 0) + value
 
 
 def reprocess_stored(
@@ -289,38 +350,6 @@ class RunSummary:
     health_unrecorded: int = 0  # crawl-health documents Elasticsearch did not take
 
 
-def record_crawl_health(
-    settings: Settings,
-    stats: CrawlStats,
-    names: Sequence[str],
-    *,
-    run_id: str | None = None,
-    client: Elasticsearch | None = None,
-    warn: Progress | None = None,
-) -> int:
-    """Record a crawl's totals and its articles per source in the crawl-health index (before its
-    inbox file is processed away); returns how many documents were not recorded."""
-    from newsmon.health import crawl_doc, delivered_per_source, new_run_id, record, source_docs
-
-    run_id = run_id or new_run_id()
-    per_source = delivered_per_source(stats.out_file) if stats.out_file.exists() else {}
-    docs = [crawl_doc(run_id, vars(stats), names), *source_docs(run_id, per_source)]
-    return record(settings, docs, client=client, warn=warn)
-
-
-def record_stage_health(
-    settings: Settings, stats: ProcessStats | AlertRunStats, *, warn: Progress | None = None
-) -> int:
-    """Record a process or alerts stage run by a DAG task; returns the documents not recorded."""
-    from newsmon.health import alerts_doc, new_run_id, process_doc, record
-
-    if isinstance(stats, ProcessStats):
-        doc = process_doc(new_run_id(), stats)
-    else:
-        doc = alerts_doc(new_run_id(), _counts(stats), stats.error)
-    return record(settings, [doc], warn=warn)
-
-
 def run_once(
     settings: Settings,
     *,
@@ -344,7 +373,7 @@ def run_once(
         sources = crawl_sources(settings, stack, demo=demo, sources_path=sources_path, progress=say)
         say(f"crawling {len(sources)} sources")
         crawl_stats = crawl_to_inbox(settings, sources, feeds_only=feeds_only, progress=say)
-    from newsmon.health import alerts_doc, new_run_id, process_doc, record, run_doc
+    from newsmon.health import alerts_doc, new_run_id, process_doc, record, record_crawl_health, run_doc
     from newsmon.index.client import es_client
 
     names = [s.name for s in sources]
@@ -388,8 +417,39 @@ def alert_run(
     from newsmon.alerts.run import run_alerts
     from newsmon.index.matches import IndexMatcher
 
-    matcher = IndexMatcher(settings, client)
+    matcher = SettledMatcher(IndexMatcher(settings, client), index_writes_lock(settings))
     return run_alerts(settings, matcher, mode=mode, dry_run=dry_run, rules=rules, progress=progress)
+
+
+def index_writes_lock(settings: Settings) -> Path | SharedLock:
+    """The lock between bulk writes and alert runs (``SettledMatcher``)."""
+    return lock_at(settings.layout.index_writes_lock, settings.state_url, "index-writes")
+
+
+class SettledMatcher:
+    """A matcher whose ``refresh`` first waits for the bulk writes in flight.
+
+    A rule's window ends when its alert run starts, and its checkpoint moves there; an article
+    is in the window by the ``indexed`` time its bulk write stamped. A write that stamped before
+    the window closed but lands after the refresh would fall behind the checkpoint unseen.
+    Each write holds the index-writes lock non-exclusively from before it stamps until it is
+    written (``_analyse_and_index_batch``); the refresh takes it exclusively, so it comes after
+    every such write (on every host, with the shared state's advisory lock).
+    """
+
+    def __init__(self, inner: Matcher, writes: Path | SharedLock) -> None:
+        self.inner, self.writes, self.name = inner, writes, inner.name
+
+    def refresh(self) -> bool:
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.writes, timeout=SETTLE_WAIT_S))
+            except NewsmonError:
+                pass  # a write stalled past SETTLE_WAIT_S: see there
+            return self.inner.refresh()
+
+    def pages(self, query: RuleQuery, since: datetime, until: datetime) -> Iterator[MatchPage]:
+        return self.inner.pages(query, since, until)
 
 
 def run_alert_rules(

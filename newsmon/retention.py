@@ -4,7 +4,8 @@
   already marks those articles seen, so deleting the file would lose them; each one that no
   live crawl holds (its lock) is renamed to ``.jsonl`` and gets analysed and indexed.
 * ``inbox/*.jsonl`` and ``spool/*.jsonl``: articles waiting to be indexed. Never deleted;
-  old ones are reported (a file that keeps failing, or Elasticsearch down for days).
+  old ones are reported (a file that keeps failing, or Elasticsearch down for days), and so
+  are articles waiting that long in the shared inbox queue (``NEWSMON_STATE_URL``).
 * ``deadletter/*.jsonl``: articles Elasticsearch rejected for good; deleted after
   ``deadletter_days``.
 * crawl state (``crawl/sources/<name>/state.sqlite``, one per source): HTTP-cache entries
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsmon.crawlers.store import CrawlStore, stored_sources
-from newsmon.layout import DataDir
-from newsmon.locks import is_same_file, try_lock
+from newsmon.crawlers.store import CrawlStore, open_store, source_lock_at, store_location, stored_sources
+from newsmon.inbox import queued
+from newsmon.locks import is_same_file, try_hold, try_lock
 from newsmon.settings import Settings
 
 DAY_S = 86_400.0
@@ -47,15 +48,21 @@ class RetentionStats:
     pruned_skipped_pages: int = 0
     stale_inbox: list[str] = field(default_factory=list)
     stale_spool: list[str] = field(default_factory=list)
+    stale_queued: int = 0  # articles in the shared inbox queue (NEWSMON_STATE_URL) for days
     crawl_busy: bool = False  # some .part or source store was in use by a crawl and left alone
     busy_sources: list[str] = field(default_factory=list)  # their stores were not pruned
 
     def problems(self) -> list[str]:
         """Lines an operator should read (nothing that cleaned itself up)."""
-        return [f"inbox file not indexed for days: {name}" for name in self.stale_inbox] + [
-            f"spool file not replayed for days (Elasticsearch unreachable?): {name}"
-            for name in self.stale_spool
-        ]
+        queue = [f"{self.stale_queued} articles in the shared inbox queue not indexed for days"]
+        return (
+            [f"inbox file not indexed for days: {name}" for name in self.stale_inbox]
+            + (queue if self.stale_queued else [])
+            + [
+                f"spool file not replayed for days (Elasticsearch unreachable?): {name}"
+                for name in self.stale_spool
+            ]
+        )
 
 
 def _files(folder: Path, pattern: str, older_than_days: float = 0, now: float = 0) -> list[Path]:
@@ -80,6 +87,9 @@ def cleanup(
         stats.deleted_deadletters.append(path.name)
     stats.stale_inbox = [p.name for p in _files(settings.layout.inbox, "*.jsonl", policy.stale_days, now)]
     stats.stale_spool = [p.name for p in _files(settings.layout.spool, "*.jsonl", policy.stale_days, now)]
+    if settings.state_url:
+        stale = datetime.fromtimestamp(now - policy.stale_days * DAY_S, UTC)
+        stats.stale_queued = queued(settings.state_url, before=stale)
 
     for part in _files(settings.layout.inbox, "*.jsonl.part"):
         try:
@@ -98,14 +108,15 @@ def cleanup(
         finally:
             fh.close()
 
-    for name in stored_sources(data):
-        fh = try_lock(DataDir(data).source_lock(name))
+    url = settings.state_url
+    for name in stored_sources(data, url):
+        fh = try_hold(source_lock_at(data, url, name))
         if fh is None:  # being crawled: the crawl writes its state
             stats.crawl_busy = True
             stats.busy_sources.append(name)
             continue
         try:
-            _prune_crawl_state(CrawlStore(DataDir(data).source_state(name)), policy, now, stats)
+            _prune_crawl_state(open_store(store_location(data, url, name), url), policy, now, stats)
         finally:
             fh.close()
     return stats

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     # forms a small cluster (NEWSMON_ES_URL's port and the next ones) to try replicas and failover.
     es_nodes: int = 1
     data_dir: Path = Path("./var")
+    # Where crawl state, the inbox, locks and the alert ledger live. None: embedded SQLite files
+    # and file locks under the data dir (one host). A PostgreSQL SQLAlchemy URL: that database,
+    # shared by every worker host (README, "Which state lives where").
+    state_url: str | None = None
+    # Articles one worker claims at a time from the shared inbox queue (an analysis batch).
+    inbox_batch: int = 200
     sources: Path | None = None  # the source registry; None: the one shipped with the crawler
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -132,6 +138,26 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:9200")
         return value.rstrip("/")
 
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            driver = ""
+        # The psycopg driver ships with newsmon (newsmon.state.driver_url picks it).
+        if driver not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(
+                "must be a PostgreSQL URL such as postgresql://newsmon:PASSWORD@db-host/newsmon"
+                " (postgresql:// or postgresql+psycopg://)"
+            )
+        return value
+
     @field_validator("index_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -149,6 +175,7 @@ class Settings(BaseSettings):
     @field_validator(
         "es_retries",
         "es_nodes",
+        "inbox_batch",
         "alert_flood_threshold",
         "crawl_max_child_sitemaps",
         "crawl_max_sitemap_urls",
@@ -249,7 +276,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{_fields_env_name(err['loc'])}: {msg} (got {err.get('input')!r})") from None
+        # A database URL may hold a password: it is not echoed.
+        got = "" if err["loc"][:1] == ("state_url",) else f" (got {err.get('input')!r})"
+        raise ConfigError(f"{_fields_env_name(err['loc'])}: {msg}{got}") from None
 
 
 @lru_cache(maxsize=1)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -475,15 +475,6 @@ def pair_features(later: Report, earlier: Report) -> np.ndarray:
     lead = float(later.embedding[TITLE_DIMENSIONS:] @ earlier.embedding[TITLE_DIMENSIONS:])
     same = later.lang == earlier.lang
     return features(later, story, np.array([title, lead, title * same, lead * same]))
-
-
-def arrival_order(reports: Iterable[Report]) -> list[Report]:
-    return sorted(reports, key=lambda r: (r.day, r.doc_id))
-
-
-def assign_all(stories: EventStories, reports: Sequence[Report]) -> dict[str, str]:
-    """Each report's story, the reports arriving in date order (evaluation, replays)."""
-    return {r.doc_id: stories.assign(r) for r in arrival_order(reports)}
 
 
 def report_of(

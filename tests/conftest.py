@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +49,31 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from newsmon.settings import get_settings
 
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server for the session, started by the suite: its URL."""
+    pytest.importorskip("pgserver", reason="the test extra installs pgserver (a PostgreSQL in a wheel)")
+    from helpers.postgres import postgres_server
+
+    # Not under pytest's private (0700) temp folder: run as root, pgserver runs PostgreSQL as an
+    # unprivileged user of its own, which must reach the data folder to stop the server.
+    pgdata = Path(tempfile.mkdtemp(prefix="newsmon-test-pg-"))
+    pgdata.chmod(0o755)
+    try:
+        with postgres_server(pgdata) as url:
+            yield url
+    finally:
+        shutil.rmtree(pgdata, ignore_errors=True)
+
+
+@pytest.fixture
+def state_url(postgres: str) -> str:
+    """A fresh shared state database (migrated) in the suite's PostgreSQL: its URL."""
+    from helpers.postgres import fresh_database
+
+    return fresh_database(postgres)
 
 
 # The index tests' node: settings with their own index prefix, and a client that removes what

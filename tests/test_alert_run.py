@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -366,14 +368,18 @@ def test_a_few_stories_stay_one_mail_each_up_to_the_flood_threshold(es: Node) ->
         assert "digest" in mails[-1].message["Subject"] and set(_numbers(mails[-1])) == {4, 5, 6, 7}
 
 
-def test_one_alert_per_event_story_and_later_coverage_only_in_the_digest(es: Node) -> None:
+@pytest.mark.parametrize("state", ["embedded", "shared"])
+def test_one_alert_per_event_story_and_later_coverage_only_in_the_digest(
+    es: Node, request: pytest.FixtureRequest, state: str
+) -> None:
     """Reports of one event in three languages mail once; later reports wait for the digest as
     more coverage (outlets, languages); a new action alerts again; an SMTP outage during the
-    digest loses and doubles nothing."""
+    digest loses and doubles nothing. On the embedded ledger and the shared PostgreSQL one."""
+    shared = {"state_url": request.getfixturevalue("state_url")} if state == "shared" else {}
     event = [story(1, story_id="evt"), story(2, lang="zh", story_id="evt")]
     es.add(*event)
     with SmtpSink() as sink:
-        settings = _settings(es, sink)
+        settings = _settings(es, sink, **shared)
         assert (_run(settings, es).emails, len(sink.wait_for(1))) == (1, 1)
         [alert] = sink.messages
         assert alert.message["Subject"].endswith("(+1 outlets)")
@@ -385,7 +391,7 @@ def test_one_alert_per_event_story_and_later_coverage_only_in_the_digest(es: Nod
         assert _subjects(sink.wait_for(2))[1] == f"[newsmon] {story(5).title}"
 
         # The digest run carries the immediate rule's more coverage; the SMTP server is down first.
-        down = _run(_settings(es), es, mode="digest")
+        down = _run(_settings(es, **shared), es, mode="digest")
         assert (down.sent, down.failed_pending) == (0, 1) and down.error
         digest = _run(settings, es, mode="digest")
         assert (digest.sent, digest.emails) == (1, 1)
@@ -406,3 +412,29 @@ def test_one_alert_per_event_story_and_later_coverage_only_in_the_digest(es: Nod
         mails = sink.wait_for(4)
         assert len(mails) == 4 and len({m.message["Message-ID"] for m in mails}) == 4
         assert "1 new report from outlet6" in _text(mails[3])
+
+
+@pytest.mark.parametrize("state", ["embedded", "shared"])
+def test_an_alert_run_waits_for_a_bulk_write_in_flight(
+    es: Node, request: pytest.FixtureRequest, state: str
+) -> None:
+    """A write stamped before the run's window closed, landing after it started, is matched."""
+    from newsmon.locks import file_lock
+    from newsmon.pipeline import alert_run, index_writes_lock
+
+    shared = {"state_url": request.getfixturevalue("state_url")} if state == "shared" else {}
+    setup_index(es.settings, es.client)
+    with SmtpSink() as sink:
+        settings = _settings(es, sink, **shared)
+        result: list[AlertRunStats] = []
+        late = story(1)
+        with file_lock(index_writes_lock(settings), exclusive=False):  # a bulk write in flight ...
+            stamped = utcnow()  # ... that has stamped its documents
+            run = threading.Thread(target=lambda: result.append(alert_run(settings, client=es.client)))
+            run.start()
+            time.sleep(1.5)  # the run has closed its window after ``stamped`` and waits
+            doc = to_doc(late, first_seen=None, indexed=stamped)
+            es.client.index(index=articles_alias(settings), id=late.id, document=doc)  # no refresh
+        run.join(timeout=60)
+        assert result and result[0].matched == 1 and result[0].sent == 1, result
+        assert len(sink.wait_for(1)) == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,13 +70,15 @@ def _old_state(settings: Settings, source: str) -> Article:
     store.record(article, [article.url])
     store.mark_skipped(["https://a.example/tag/ai"], "list_page")
     store.cache_put("fp-new", "https://a.example/rss", 200, {}, b"<rss/>")
-    old = datetime.fromtimestamp(NOW - 200 * DAY_S, UTC).isoformat()
-    store.db.execute("UPDATE seen SET seen_at = ?", (old,))  # every mark is old, the article's too
-    store.db.execute(
-        "INSERT INTO http_cache VALUES ('fp-old', 'https://a.example/old', 200, '{}', x'00', ?)",
-        (NOW - 60 * DAY_S,),
-    )
     store.close()
+    old = datetime.fromtimestamp(NOW - 200 * DAY_S, UTC).isoformat()
+    with sqlite3.connect(DataDir(settings.data_dir).source_state(source)) as db:
+        db.execute("UPDATE seen SET seen_at = ?", (old,))  # every mark is old, the article's too
+        db.execute(
+            "INSERT INTO http_cache VALUES ('fp-old', 'https://a.example/old', 200, '{}', x'00', ?)",
+            (NOW - 60 * DAY_S,),
+        )
+    db.close()
     return article
 
 
@@ -89,9 +93,11 @@ def test_crawl_state_pruning_keeps_seen_articles_and_sources_being_crawled(setti
     assert (stats.pruned_http_cache, stats.pruned_skipped_pages) == (2, 2)  # a and c
     assert stats.busy_sources == ["b"] and stats.crawl_busy
     for source, pruned in (("a", True), ("b", False), ("c", True)):
-        store = CrawlStore(DataDir(settings.data_dir).source_state(source))
+        path = DataDir(settings.data_dir).source_state(source)
+        with closing(sqlite3.connect(path)) as db:
+            seen = {url for (url,) in db.execute("SELECT url FROM seen")}
+        store = CrawlStore(path)
         try:
-            seen = {url for (url,) in store.db.execute("SELECT url FROM seen")}
             assert (seen == {article.url}) is pruned  # the article stays known: not fetched again
             assert article.url in seen
             assert store.cache_get("fp-new") and bool(store.cache_get("fp-old")) is not pruned

@@ -216,3 +216,24 @@ def test_daily_crawl_reprocess_and_canary(settings: Settings, sink: SmtpSink, tm
     assert len(health["alerts"]) == 1  # the digest task
     (report,) = _mails_to(sink.wait_for(1), "[newsmon canary]")
     assert "demo-ko-legacy" in report.message.get_content()
+
+
+def test_feeds_dag_on_the_shared_state_hands_off_through_the_queue(
+    settings: Settings, sink: SmtpSink, tmp_path: Path, state_url: str
+) -> None:
+    from newsmon.alerts.ledger import Ledger
+    from newsmon.inbox import queued
+
+    runs = [("newsmon_feeds", {"demo": True})]
+    xcoms = run_dags(runs, settings, sink, tmp_path, NEWSMON_STATE_URL=state_url)["newsmon_feeds"]
+    mails = sink.wait_for(1)
+
+    crawl, indexed = (_only(xcoms[t]) for t in ("crawl_feeds", "analyze_and_index"))
+    assert crawl["articles_new"] >= 5 and crawl["out_file"] is None  # the queue, not a file
+    assert indexed["analyzed"] == crawl["articles_new"] == indexed["indexed"]["created"]
+    assert queued(state_url) == 0 and not list((settings.data_dir / "inbox").glob("*.jsonl*"))
+    ledger = Ledger.open_shared(state_url)
+    states = ledger.states("export-controls")
+    ledger.close()
+    assert mails and set(states.values()) == {"sent"} and len(states) == len(mails)
+    assert not settings.layout.alerts_ledger.exists()  # the ledger is the shared one

@@ -200,17 +200,30 @@ def test_a_feed_quiet_for_n_runs_heals_through_the_homepage(tmp_path: Path) -> N
     assert runs[3].healed_why == {f"{base}/rss/old.xml": "feed quiet for 2 runs"}
 
 
-def test_quiet_runs_are_counted_per_url_and_reset_by_news(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    store = CrawlStore(path)
+@pytest.mark.parametrize("state", ["embedded", "shared"])
+def test_quiet_runs_are_counted_per_url_and_reset_by_news(
+    tmp_path: Path, request: pytest.FixtureRequest, state: str
+) -> None:
+    """In the source's SQLite file, or its rows of the shared PostgreSQL (another source's
+    counts are its own)."""
+
+    def open_source(name: str) -> CrawlStore:
+        if state == "shared":
+            return CrawlStore.open_shared(request.getfixturevalue("state_url"), name)
+        return CrawlStore(tmp_path / name / "state.sqlite")
+
+    store = open_source("a")
     assert [store.note_run("https://a.example/rss", 0) for _ in range(3)] == [1, 2, 3]
     assert store.note_run("https://a.example/sitemap.xml", 0) == 1
     store.close()
-    store = CrawlStore(path)  # the counts outlive the run
+    store = open_source("a")  # the counts outlive the run
     assert store.quiet_runs("https://a.example/rss") == 3
     assert store.note_run("https://a.example/rss", 2) == 0
     assert store.quiet_runs("https://a.example/sitemap.xml") == 1
     store.close()
+    other = open_source("b")
+    assert other.quiet_runs("https://a.example/sitemap.xml") == 0
+    other.close()
 
 
 @pytest.mark.integration

@@ -12,7 +12,6 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_lin
 from newsmon.crawlers.extraction.dates import LANG_TZ
 from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
 from newsmon.crawlers.registry import Source
-from newsmon.crawlers.store import CrawlStore
+from newsmon.crawlers.store import open_store
 from newsmon.crawlers.urls import canonicalize, on_domains
 
 T = TypeVar("T")
@@ -55,7 +54,7 @@ class NewsSpider(Spider):
         self.sources = {s.name: s for s in sources}
         self.since = since
         self.feeds_only = feeds_only
-        self.stores = {s.name: CrawlStore(Path(store_paths[s.name])) for s in sources}
+        self.stores = {s.name: open_store(store_paths[s.name]) for s in sources}
         # Canonical URL -> "requested" or why it was left alone, for URLs met earlier in this run
         # (feeds, sitemaps and list pages overlap).
         self._seen_now: dict[str, str] = {}

@@ -21,22 +21,29 @@ keyed ``more:<story>`` that the digest run sends (same states, same guarantees);
 next new reports of that story re-open it. Which reports a (rule, story) has seen is kept in
 ``story_articles``, so a report is mailed as new coverage at most once.
 
-Runs are serialised by a lock file (see ``run``), so a ``sending`` row at start can
-only come from a crashed run.
+Runs are serialised by a lock (see ``run``), so a ``sending`` row at start can only come
+from a crashed run.
+
+The ledger is an SQLite file under the data dir, or the shared state database
+(``NEWSMON_STATE_URL``); the same statements run on both (``newsmon.state``). An existing
+SQLite file gains the tables it lacks when opened (``CREATE TABLE IF NOT EXISTS``); the shared
+database gets them from its migrations (``story_articles``: 0002).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import sqlalchemy as sa
+
+from newsmon.errors import NewsmonError
 from newsmon.models import Article, utcnow
+from newsmon.state import StateDb, memory_engine, shared_engine, sqlite_file_engine
 
 State = Literal["pending", "sending", "sent"]
 
@@ -68,6 +75,23 @@ CREATE TABLE IF NOT EXISTS story_articles (
 );
 """
 MORE = "more:"  # the key prefix of a story's later coverage
+_META = sa.MetaData()
+_CHECKPOINTS = sa.Table(
+    "checkpoints", _META, sa.Column("rule", sa.Text, primary_key=True), sa.Column("indexed_until", sa.Text)
+)
+_STORIES = sa.Table(
+    "stories",
+    _META,
+    *(sa.Column(name, sa.Text, primary_key=name in ("rule", "story")) for name in ("rule", "story", "state")),
+    *(sa.Column(name, sa.Text) for name in ("articles", "matched_at", "message_id", "sent_at")),
+    sa.Column("maybe_sent", sa.Integer),
+    sa.Column("seq", sa.BigInteger),  # shared database only; an SQLite file has its rowid
+)
+_STORY_ARTICLES = sa.Table(
+    "story_articles",
+    _META,
+    *(sa.Column(name, sa.Text, primary_key=True) for name in ("rule", "story", "article")),
+)
 
 
 def story_key(article: Article) -> str:
@@ -129,82 +153,118 @@ def _load(payload: str) -> list[Article]:
     return [Article.model_validate(item) for item in json.loads(payload)]
 
 
-def _record_coverage(conn: sqlite3.Connection, story: Story, mailed: list[Article]) -> None:
+def _story_row(rule: str, key: str) -> sa.ColumnElement[bool]:
+    return (_STORIES.c.rule == rule) & (_STORIES.c.story == key)
+
+
+def _record_coverage(conn: sa.Connection, story: Story, mailed: list[Article]) -> None:
     """Queue the reports of ``story`` that its (rule, story) has not seen as more coverage."""
-    seen = {a.id for a in mailed} | {
-        row[0]
-        for row in conn.execute(
-            "SELECT article FROM story_articles WHERE rule = ? AND story = ?", (story.rule, story.key)
-        )
-    }
+    seen_query = sa.select(_STORY_ARTICLES.c.article).where(
+        (_STORY_ARTICLES.c.rule == story.rule) & (_STORY_ARTICLES.c.story == story.key)
+    )
+    seen = {a.id for a in mailed} | set(conn.execute(seen_query).scalars())
     new = [a for a in story.articles if a.id not in seen]
     if not new:
         return
     # The mailed row lists every report known (bounded), so the next coverage shows them all.
     conn.execute(
-        "UPDATE stories SET articles = ? WHERE rule = ? AND story = ?",
-        (_dump(_merge(mailed, new)), story.rule, story.key),
+        sa.update(_STORIES)
+        .where(_story_row(story.rule, story.key))
+        .values(articles=_dump(_merge(mailed, new)))
     )
     key = MORE + story.key
-    row = conn.execute(
-        "SELECT state, articles FROM stories WHERE rule = ? AND story = ?", (story.rule, key)
-    ).fetchone()
+    where = _story_row(story.rule, key)
+    row = conn.execute(sa.select(_STORIES.c.state, _STORIES.c.articles).where(where)).first()
+    now = utcnow().isoformat()
     if row is None:
         conn.execute(
-            "INSERT INTO stories (rule, story, state, articles, matched_at) VALUES (?, ?, 'pending', ?, ?)",
-            (story.rule, key, _dump(new), utcnow().isoformat()),
+            sa.insert(_STORIES).values(
+                rule=story.rule, story=key, state="pending", articles=_dump(new), matched_at=now, maybe_sent=0
+            )
         )
     elif row[0] == "pending":
-        conn.execute(
-            "UPDATE stories SET articles = ? WHERE rule = ? AND story = ?",
-            (_dump(_merge(_load(row[1]), new)), story.rule, key),
-        )
+        conn.execute(sa.update(_STORIES).where(where).values(articles=_dump(_merge(_load(row[1]), new))))
     else:  # its last coverage went out: these reports open the next one
         conn.execute(
-            "UPDATE stories SET state = 'pending', articles = ?, matched_at = ?, message_id = NULL,"
-            " sent_at = NULL, maybe_sent = 0 WHERE rule = ? AND story = ?",
-            (_dump(new), utcnow().isoformat(), story.rule, key),
+            sa.update(_STORIES)
+            .where(where)
+            .values(
+                state="pending",
+                articles=_dump(new),
+                matched_at=now,
+                message_id=None,
+                sent_at=None,
+                maybe_sent=0,
+            )
         )
 
 
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._conn.executescript(_SCHEMA)
+    def __init__(self, db: StateDb) -> None:
+        self._db = db
+        if not db.shared:  # the shared database is created by its migrations
+            db.run_script(_SCHEMA)
+        # The order stories were found in.
+        self._found_order = _STORIES.c.seq if db.shared else sa.literal_column("rowid")
 
     @classmethod
     def open(cls, path: Path) -> Ledger:
-        conn = sqlite3.connect(path, timeout=30)
-        # WAL + synchronous=FULL: a committed "sent" survives a power cut.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return cls(conn)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls(StateDb(sqlite_file_engine(path)))
+        except sa.exc.DatabaseError as exc:
+            raise NewsmonError(f"alert ledger {path} is unreadable ({exc.orig}); move it away") from None
 
     @classmethod
-    def scratch_copy(cls, path: Path) -> Ledger:
+    def open_shared(cls, url: str) -> Ledger:
+        return cls(StateDb(shared_engine(url)))
+
+    @classmethod
+    def scratch_copy(cls, source: Path | Ledger) -> Ledger:
         """An in-memory copy for dry runs: the same code runs, the real ledger is untouched."""
-        mem = sqlite3.connect(":memory:")
-        if path.exists():
-            src = sqlite3.connect(path, timeout=30)
+        copy = cls(StateDb(memory_engine()))
+        real = source if isinstance(source, Ledger) else Ledger.open(source) if source.exists() else None
+        if real is not None:
             try:
-                src.backup(mem)
+                copy.take(real)
             finally:
-                src.close()
-        return cls(mem)
+                if real is not source:
+                    real.close()
+        return copy
+
+    def take(self, other: Ledger) -> tuple[int, int]:
+        """Copy ``other``'s checkpoints and stories into this ledger, in the order the stories
+        were found; a rule or story this one has keeps its row. (rules, stories) given."""
+        columns = [c for c in _STORIES.c if c.name != "seq"]
+        with other._db.tx() as conn:
+            checkpoints = [dict(r._mapping) for r in conn.execute(sa.select(_CHECKPOINTS))]
+            stories = [
+                dict(r._mapping) for r in conn.execute(sa.select(*columns).order_by(other._found_order))
+            ]
+            reports = [dict(r._mapping) for r in conn.execute(sa.select(_STORY_ARTICLES))]
+        with self._db.tx() as conn:
+            for table, rows, key in (
+                (_CHECKPOINTS, checkpoints, ["rule"]),
+                (_STORIES, stories, ["rule", "story"]),
+                (_STORY_ARTICLES, reports, ["rule", "story", "article"]),
+            ):
+                for row in rows:
+                    conn.execute(
+                        self._db.upsert(table).values(**row).on_conflict_do_nothing(index_elements=key)
+                    )
+        return len(checkpoints), len(stories)
 
     def close(self) -> None:
-        self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._conn:  # commits, or rolls back on error
-            yield self._conn
+        self._db.close()
 
     # --- checkpoints
 
     def checkpoint(self, rule: str) -> datetime | None:
-        row = self._conn.execute("SELECT indexed_until FROM checkpoints WHERE rule = ?", (rule,)).fetchone()
-        return datetime.fromisoformat(row[0]) if row else None
+        with self._db.tx() as conn:
+            value = conn.execute(
+                sa.select(_CHECKPOINTS.c.indexed_until).where(_CHECKPOINTS.c.rule == rule)
+            ).scalar()
+        return datetime.fromisoformat(value) if value else None
 
     # --- matching
 
@@ -215,34 +275,38 @@ class Ledger:
         """
         now = utcnow().isoformat()
         before: dict[str, State | None] = {}
-        with self._tx() as conn:
+        with self._db.tx() as conn:
             for story in stories:
-                row = conn.execute(
-                    "SELECT state, articles FROM stories WHERE rule = ? AND story = ?", (rule, story.key)
-                ).fetchone()
+                where = _story_row(rule, story.key)
+                row = conn.execute(sa.select(_STORIES.c.state, _STORIES.c.articles).where(where)).first()
                 before[story.key] = row[0] if row else None
                 if row is None:
                     conn.execute(
-                        "INSERT INTO stories (rule, story, state, articles, matched_at)"
-                        " VALUES (?, ?, 'pending', ?, ?)",
-                        (rule, story.key, _dump(story.articles), now),
+                        sa.insert(_STORIES).values(
+                            rule=rule,
+                            story=story.key,
+                            state="pending",
+                            articles=_dump(story.articles),
+                            matched_at=now,
+                            maybe_sent=0,
+                        )
                     )
                 elif row[0] == "pending":
                     # Late copies of a story not yet mailed join it, so they get listed.
-                    conn.execute(
-                        "UPDATE stories SET articles = ? WHERE rule = ? AND story = ?",
-                        (_dump(_merge(_load(row[1]), story.articles)), rule, story.key),
-                    )
+                    merged = _dump(_merge(_load(row[1]), story.articles))
+                    conn.execute(sa.update(_STORIES).where(where).values(articles=merged))
                 else:  # mailed already: its new reports are more coverage, for the digest
                     _record_coverage(conn, story, _load(row[1]))
-                conn.executemany(
-                    "INSERT OR IGNORE INTO story_articles (rule, story, article) VALUES (?, ?, ?)",
-                    [(rule, story.key, a.id) for a in story.articles],
-                )
+                if story.articles:
+                    seen = self._db.upsert(_STORY_ARTICLES).values(
+                        [{"rule": rule, "story": story.key, "article": a.id} for a in story.articles]
+                    )
+                    conn.execute(seen.on_conflict_do_nothing())
+            upsert = self._db.upsert(_CHECKPOINTS).values(rule=rule, indexed_until=until.isoformat())
             conn.execute(
-                "INSERT INTO checkpoints (rule, indexed_until) VALUES (?, ?)"
-                " ON CONFLICT (rule) DO UPDATE SET indexed_until = excluded.indexed_until",
-                (rule, until.isoformat()),
+                upsert.on_conflict_do_update(
+                    index_elements=["rule"], set_={"indexed_until": upsert.excluded.indexed_until}
+                )
             )
         return before
 
@@ -250,49 +314,59 @@ class Ledger:
 
     def requeue_interrupted(self) -> int:
         """Put stories left ``sending`` by a crashed run back to ``pending``."""
-        with self._tx() as conn:
+        with self._db.tx() as conn:
             return conn.execute(
-                "UPDATE stories SET state = 'pending', maybe_sent = 1 WHERE state = 'sending'"
+                sa.update(_STORIES).where(_STORIES.c.state == "sending").values(state="pending", maybe_sent=1)
             ).rowcount
 
     def pending(self, rule: str, *, more_coverage: bool = False) -> list[Story]:
         """The rule's stories waiting to be mailed; ``more_coverage``: instead, the later reports
         of stories mailed before, each shown with the story's earlier reports."""
-        rows = self._conn.execute(
-            "SELECT story, articles, maybe_sent FROM stories WHERE rule = ? AND state = 'pending'"
-            " AND (substr(story, 1, length(?)) = ?) = ?"
-            " ORDER BY matched_at, rowid",  # rowid: the order the stories were found
-            (rule, MORE, MORE, more_coverage),
-        ).fetchall()
-        if not more_coverage:
-            return [Story(rule, key, _load(payload), bool(maybe)) for key, payload, maybe in rows]
-        out = []
-        for key, payload, maybe in rows:
-            new = _load(payload)
-            earlier = self._conn.execute(
-                "SELECT articles FROM stories WHERE rule = ? AND story = ?", (rule, key[len(MORE) :])
-            ).fetchone()
-            shown = _merge(_load(earlier[0]) if earlier else [], new)
-            out.append(Story(rule, key, shown, bool(maybe), frozenset(a.id for a in new)))
+        is_more = _STORIES.c.story.startswith(MORE, autoescape=True)
+        query = (
+            sa.select(_STORIES.c.story, _STORIES.c.articles, _STORIES.c.maybe_sent)
+            .where(
+                (_STORIES.c.rule == rule) & (_STORIES.c.state == "pending"),
+                is_more if more_coverage else sa.not_(is_more),
+            )
+            .order_by(_STORIES.c.matched_at, self._found_order)
+        )
+        with self._db.tx() as conn:
+            rows = conn.execute(query).all()
+            if not more_coverage:
+                return [Story(rule, key, _load(payload), bool(maybe)) for key, payload, maybe in rows]
+            out = []
+            for key, payload, maybe in rows:
+                new = _load(payload)
+                earlier = conn.execute(
+                    sa.select(_STORIES.c.articles).where(_story_row(rule, key.removeprefix(MORE)))
+                ).scalar()
+                shown = _merge(_load(earlier) if earlier else [], new)
+                out.append(Story(rule, key, shown, bool(maybe), frozenset(a.id for a in new)))
         return out
 
-    def _set_state(self, stories: list[Story], sql: str, *params: str | None) -> None:
-        with self._tx() as conn:
-            conn.executemany(
-                f"UPDATE stories SET {sql} WHERE rule = ? AND story = ?",
-                [(*params, s.rule, s.key) for s in stories],
-            )
+    def _set_state(self, stories: list[Story], **values: str | None) -> None:
+        if not stories:
+            return
+        query = (
+            sa.update(_STORIES)
+            .where((_STORIES.c.rule == sa.bindparam("r")) & (_STORIES.c.story == sa.bindparam("s")))
+            .values(**values)
+        )
+        with self._db.tx() as conn:
+            conn.execute(query, [{"r": s.rule, "s": s.key} for s in stories])
 
     def mark_sending(self, stories: list[Story], message_id: str) -> None:
-        self._set_state(stories, "state = 'sending', message_id = ?", message_id)
+        self._set_state(stories, state="sending", message_id=message_id)
 
     def mark_sent(self, stories: list[Story]) -> None:
-        self._set_state(stories, "state = 'sent', sent_at = ?", utcnow().isoformat())
+        self._set_state(stories, state="sent", sent_at=utcnow().isoformat())
 
     def mark_pending(self, stories: list[Story]) -> None:
-        self._set_state(stories, "state = 'pending'")
+        self._set_state(stories, state="pending")
 
     def states(self, rule: str) -> dict[str, State]:
         """Every story's state for ``rule`` (for reports and tests)."""
-        rows = self._conn.execute("SELECT story, state FROM stories WHERE rule = ?", (rule,))
-        return dict(rows.fetchall())
+        with self._db.tx() as conn:
+            rows = conn.execute(sa.select(_STORIES.c.story, _STORIES.c.state).where(_STORIES.c.rule == rule))
+            return {key: state for key, state in rows}

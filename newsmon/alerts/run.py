@@ -18,7 +18,7 @@ from newsmon.alerts.ledger import Ledger, group_stories
 from newsmon.alerts.mailer import Outbox, SmtpError, SmtpTransport, Transport
 from newsmon.alerts.render import batches, compose
 from newsmon.alerts.rules import AlertRule, Mode, load_rules, rules_path
-from newsmon.locks import file_lock
+from newsmon.locks import file_lock, lock_at
 from newsmon.models import utcnow
 from newsmon.queries import MatchPage, RuleQuery
 from newsmon.settings import Settings
@@ -49,10 +49,25 @@ def ledger_path(settings: Settings) -> Path:
 
 
 def _exclusive(settings: Settings) -> AbstractContextManager[object]:
-    """One alert run at a time per data dir, so a ``sending`` row always means a crash."""
-    lock_path = settings.layout.alerts_run_lock
-    busy = f"alerts: another alert run holds {lock_path}"
-    return file_lock(lock_path, timeout=LOCK_WAIT_S, busy=busy, poll=0.5)
+    """One alert run at a time per ledger, so a ``sending`` row always means a crash."""
+    where = lock_at(settings.layout.alerts_run_lock, settings.state_url, "alerts-run")
+    busy = f"alerts: another alert run holds {where}"
+    return file_lock(where, timeout=LOCK_WAIT_S, busy=busy, poll=0.5)
+
+
+def open_ledger(settings: Settings, *, scratch: bool = False) -> Ledger:
+    """The ledger: the shared one (NEWSMON_STATE_URL) or the data dir's file; ``scratch``: an
+    in-memory copy of it, for a dry run."""
+    if settings.state_url is None:
+        path = ledger_path(settings)
+        return Ledger.scratch_copy(path) if scratch else Ledger.open(path)
+    shared = Ledger.open_shared(settings.state_url)
+    if not scratch:
+        return shared
+    try:
+        return Ledger.scratch_copy(shared)
+    finally:
+        shared.close()
 
 
 class Matcher(Protocol):
@@ -189,8 +204,7 @@ def run_alerts(
         return stats
     outbox = Outbox()
     with nullcontext() if dry_run else _exclusive(settings):
-        path = ledger_path(settings)
-        ledger = Ledger.scratch_copy(path) if dry_run else Ledger.open(path)
+        ledger = open_ledger(settings, scratch=dry_run)
         sender: Transport = outbox if dry_run else SmtpTransport(settings)
         try:
             if requeued := ledger.requeue_interrupted():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -30,8 +30,6 @@ from newsmon.nlp.stories import (
     EventStories,
     Report,
     StoryModel,
-    arrival_order,
-    assign_all,
     pair_features,
     report_of,
 )
@@ -42,6 +40,15 @@ THRESHOLDS = tuple(np.round(np.arange(-1.0, 4.01, 0.25), 2))  # mean logits trie
 MIN_PRECISION = 0.95  # the goal: the lowest threshold that keeps it on the training folds
 REGULARISATION = 1.0
 FOLDS = 2
+
+
+def arrival_order(reports: Iterable[Report]) -> list[Report]:
+    return sorted(reports, key=lambda r: (r.day, r.doc_id))
+
+
+def assign_all(stories: EventStories, reports: Sequence[Report]) -> dict[str, str]:
+    """Each report's story, the reports arriving in date order (evaluation, replays)."""
+    return {r.doc_id: stories.assign(r) for r in arrival_order(reports)}
 
 
 def reports(
