@@ -20,9 +20,10 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,35 @@ def open_store(location: str, state_url: str | None = None) -> CrawlStore:
     return CrawlStore(Path(location))
 
 
+class _Statements:
+    """A store's statements on its hot path (each page crawled), built once: building a
+    SQLAlchemy statement costs more than running it on SQLite. Values come as parameters."""
+
+    def __init__(self, db: StateDb, source: dict[str, str], own: Callable[[sa.Table], list[Any]]) -> None:
+        self.seen_row = sa.select(SEEN.c.lastmod, SEEN.c.article_id, SEEN.c.skip).where(
+            SEEN.c.url == sa.bindparam("seen_url"), *own(SEEN)
+        )
+        self.content_hash = sa.select(ARTICLES.c.content_hash).where(
+            ARTICLES.c.id == sa.bindparam("article_id"), *own(ARTICLES)
+        )
+        seen = db.upsert(SEEN)
+        self.seen_upsert = seen.on_conflict_do_update(
+            index_elements=[*source, "url"],
+            set_={
+                "article_id": seen.excluded.article_id,
+                "skip": seen.excluded.skip,
+                "lastmod": sa.func.coalesce(seen.excluded.lastmod, SEEN.c.lastmod),
+                "seen_at": seen.excluded.seen_at,
+            },
+        )
+        article = db.upsert(ARTICLES)
+        self.article_upsert = article.on_conflict_do_update(
+            index_elements=[*source, "id"],
+            set_={"content_hash": article.excluded.content_hash, "last_seen": article.excluded.last_seen},
+        )
+        self.outbox_insert = sa.insert(OUTBOX)
+
+
 class CrawlStore:
     """One source's crawl state: its SQLite file (``CrawlStore(path)``), or its rows in the
     shared state database (``CrawlStore.open_shared``); the same statements run on both."""
@@ -175,6 +205,10 @@ class CrawlStore:
         """This source's rows of ``table`` (all of an embedded file's)."""
         return [table.c.source == value for value in self._source.values()]
 
+    @cached_property
+    def _statements(self) -> _Statements:
+        return _Statements(self._db, self._source, self._own)
+
     def _upsert(self, table: sa.Table, key: str, /, **values: Any) -> Any:
         """``INSERT`` of ``values`` (this source's row) that conflicts on ``key`` (positional:
         the meta table has a column named ``key``)."""
@@ -188,11 +222,8 @@ class CrawlStore:
 
         A known URL is fetched again when discovery reports a newer ``lastmod`` than last time.
         """
-        query = sa.select(SEEN.c.lastmod, SEEN.c.article_id, SEEN.c.skip).where(
-            SEEN.c.url == canonicalize(url), *self._own(SEEN)
-        )
         with self._db.tx() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(self._statements.seen_row, {"seen_url": canonicalize(url)}).first()
         if row is None or (lastmod and row[0] and lastmod > datetime.fromisoformat(row[0])):
             return None
         return "article" if row[1] else row[2] or "unknown"
@@ -206,28 +237,19 @@ class CrawlStore:
         lastmod: datetime | None,
     ) -> None:
         now = utcnow().isoformat()
-        for url in dict.fromkeys(canonicalize(u) for u in urls):
-            insert, key = self._upsert(
-                SEEN,
-                "url",
-                url=url,
-                article_id=article_id,
-                skip=skip,
-                lastmod=lastmod.isoformat() if lastmod else None,
-                seen_at=now,
-            )
-            new = insert.excluded
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=key,
-                    set_={
-                        "article_id": new.article_id,
-                        "skip": new.skip,
-                        "lastmod": sa.func.coalesce(new.lastmod, SEEN.c.lastmod),
-                        "seen_at": new.seen_at,
-                    },
-                )
-            )
+        stamp = lastmod.isoformat() if lastmod else None
+        rows = [
+            {
+                **self._source,
+                "url": url,
+                "article_id": article_id,
+                "skip": skip,
+                "lastmod": stamp,
+                "seen_at": now,
+            }
+            for url in dict.fromkeys(canonicalize(u) for u in urls)
+        ]
+        conn.execute(self._statements.seen_upsert, rows)
 
     def note_lastmods(self, announced: Mapping[str, datetime]) -> None:
         """Raise the lastmod of seen URLs to the newest one announced (never lower it)."""
@@ -247,32 +269,27 @@ class CrawlStore:
 
     def record(self, article: Article, urls: list[str], lastmod: datetime | None = None) -> str:
         """Mark the article's URLs seen and queue it for output if new or changed; returns its kind."""
+        statements = self._statements
         with self._db.tx() as conn:
-            known = sa.select(ARTICLES.c.content_hash).where(
-                ARTICLES.c.id == article.id, *self._own(ARTICLES)
-            )
-            row = conn.execute(known).first()
+            row = conn.execute(statements.content_hash, {"article_id": article.id}).first()
             now = utcnow().isoformat()
             kind = NEW if row is None else UPDATED if row[0] != article.content_hash else UNCHANGED
-            insert, key = self._upsert(
-                ARTICLES,
-                "id",
-                id=article.id,
-                canonical_url=article.canonical_url,
-                content_hash=article.content_hash,
-                first_seen=now,
-                last_seen=now,
-            )
-            new = insert.excluded
             conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=key, set_={"content_hash": new.content_hash, "last_seen": new.last_seen}
-                )
+                statements.article_upsert,
+                {
+                    **self._source,
+                    "id": article.id,
+                    "canonical_url": article.canonical_url,
+                    "content_hash": article.content_hash,
+                    "first_seen": now,
+                    "last_seen": now,
+                },
             )
             self._mark(conn, [*urls, article.url, article.canonical_url], article.id, None, lastmod)
             if kind != UNCHANGED:
                 conn.execute(
-                    sa.insert(OUTBOX).values(**self._source, kind=kind, article=article.model_dump_json())
+                    statements.outbox_insert,
+                    {**self._source, "kind": kind, "article": article.model_dump_json()},
                 )
         return kind
 
