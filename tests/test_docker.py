@@ -256,3 +256,18 @@ def test_snapshot_repository_path_is_a_volume_elasticsearch_can_write() -> None:
     (mounted,) = [v.split(":")[1] for v in setup["volumes"] if v.startswith(f"{volume}:")]
     assert mounted == repo
     assert f"chown 1000:0 {Path(repo).name}" in _command(setup)
+
+
+def test_workers_share_state_in_postgres_migrated_before_they_start() -> None:
+    """Every Airflow container points NEWSMON_STATE_URL at one database on the compose
+    PostgreSQL; its first start creates that database and airflow-init migrates it."""
+    services = _compose()["services"]
+    urls = {svc["environment"].get("NEWSMON_STATE_URL") for svc in _airflow_services(services).values()}
+    (url,) = urls
+    assert url and url.startswith("postgresql+psycopg://") and url.endswith("@postgres/newsmon")
+    assert "./postgres-init:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
+    init_sql = (DOCKER / "postgres-init" / "10-newsmon.sql").read_text()
+    assert re.search(r"^CREATE DATABASE newsmon;", init_sql, re.M)
+    steps = _command(services["airflow-init"])
+    assert steps.index("newsmon state upgrade") < steps.index("newsmon index --setup")
+    assert services["airflow-init"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
