@@ -196,7 +196,9 @@ def record_crawl_health(
     """Record a crawl's totals and its articles per source in the crawl-health index (before its
     inbox file is processed away); returns how many documents were not recorded."""
     run_id = run_id or new_run_id()
-    per_source = delivered_per_source(stats.out_file) if stats.out_file.exists() else {}
+    # With the shared state the articles went to the inbox queue, not a file: no per-source count.
+    out = stats.out_file
+    per_source = delivered_per_source(out) if out is not None and out.exists() else {}
     docs = [crawl_doc(run_id, vars(stats), names), *source_docs(run_id, per_source)]
     return record(settings, docs, client=client, warn=warn)
 
