@@ -207,11 +207,10 @@ def record_stage_health(
     settings: Settings, stats: ProcessStats | AlertRunStats, *, warn: Callable[[str], None] | None = None
 ) -> int:
     """Record a process or alerts stage run by a DAG task; returns the documents not recorded."""
-    from newsmon.pipeline import ProcessStats
+    from newsmon.pipeline import ProcessStats, int_fields
 
     if isinstance(stats, ProcessStats):
         doc = process_doc(new_run_id(), stats)
     else:
-        counts = {k: v for k, v in vars(stats).items() if isinstance(v, int)}
-        doc = alerts_doc(new_run_id(), counts, stats.error)
+        doc = alerts_doc(new_run_id(), int_fields(stats), stats.error)
     return record(settings, [doc], warn=warn)

@@ -305,7 +305,7 @@ def _analyse_and_index_batch(
     busy = "an alert run's refresh holds the index writes lock"
     with file_lock(index_writes_lock(settings), timeout=INBOX_LOCK_WAIT_S, busy=busy, exclusive=False):
         result = index_articles(analyzed, settings, client)
-    for key, value in _counts(result).items():
+    for key, value in int_fields(result).items():
         stats.indexed[key] = stats.indexed.get(key, 0) + value
 
 
@@ -335,7 +335,8 @@ def reprocess_stored(
     )
 
 
-def _counts(obj: Any) -> dict[str, int]:
+def int_fields(obj: Any) -> dict[str, int]:
+    """A stats object's counters (its int fields)."""
     return {k: v for k, v in vars(obj).items() if isinstance(v, int)}
 
 
@@ -463,7 +464,7 @@ def run_alert_rules(
     stats = alert_run(settings, mode=mode, progress=progress, client=client)
     if stats.error and progress:
         progress(f"alerts not sent: {stats.error}; they stay pending for the next run")
-    return _counts(stats)
+    return int_fields(stats)
 
 
 def summary_table(summary: RunSummary) -> Table:
