@@ -1,5 +1,6 @@
 """Static checks of the production docker/ files (no Docker engine runs here), and
-`docker compose config` where the Compose CLI plugin is installed."""
+`docker compose config` (the Compose CLI, or the Compose Specification's loader built from
+tools/compose-config)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import secrets
 import shutil
 import string
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,42 +210,73 @@ def test_dockerignore_keeps_the_context_small_and_complete() -> None:
     assert not needed & patterns
 
 
-def _compose_cli() -> list[str] | None:
-    docker = shutil.which("docker")
+ComposeConfig = Callable[[Path, Path], subprocess.CompletedProcess[str]]  # (compose file, env file)
+
+
+@pytest.fixture(scope="module")
+def compose_config(tmp_path_factory: pytest.TempPathFactory) -> ComposeConfig:
+    """``docker compose config --quiet`` for a compose file with an env file: the docker CLI's
+    compose plugin or docker-compose where installed, else tools/compose-config built with Go,
+    which loads the file with the Compose Specification's own loader (compose-go, the library
+    inside the compose plugin)."""
+    docker, standalone, go = shutil.which("docker"), shutil.which("docker-compose"), shutil.which("go")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        return [docker, "compose"]
-    standalone = shutil.which("docker-compose")
-    return [standalone] if standalone else None
+        cli = [docker, "compose"]
+    elif standalone:
+        cli = [standalone]
+    elif go:
+        built = tmp_path_factory.mktemp("compose") / "compose-config"
+        build = subprocess.run(
+            [go, "build", "-o", str(built), "."],
+            cwd=REPO / "tools" / "compose-config",
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert build.returncode == 0, build.stderr
+        return lambda compose, env: _run([str(built), "-quiet", "-env-file", str(env), str(compose)])
+    else:
+        pytest.skip("no compose CLI (docker compose, docker-compose) and no Go to build tools/compose-config")
+    return lambda compose, env: _run([*cli, "-f", str(compose), "--env-file", str(env), "config", "--quiet"])
 
 
-def test_docker_compose_config_validates(tmp_path: Path) -> None:
-    cli = _compose_cli()
-    if cli is None:
-        pytest.skip("neither the docker CLI's compose plugin nor docker-compose is installed")
-    env = tmp_path / ".env"
-    example = (DOCKER / ".env.example").read_text()
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def _env_file(folder: Path) -> Path:
+    """docker/.env.example with the secrets the README tells the operator to generate."""
     generated = {
         "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
     }
-    env.write_text(example + "".join(f"{k}={v}\n" for k, v in generated.items()))
-    done = subprocess.run(
-        [*cli, "-f", str(DOCKER / "docker-compose.yml"), "--env-file", str(env), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env = folder / ".env"
+    env.write_text(
+        (DOCKER / ".env.example").read_text() + "".join(f"{k}={v}\n" for k, v in generated.items())
     )
+    return env
+
+
+def test_docker_compose_config_validates(tmp_path: Path, compose_config: ComposeConfig) -> None:
+    env = _env_file(tmp_path)
+    done = compose_config(DOCKER / "docker-compose.yml", env)
     assert done.returncode == 0, done.stderr
     # Without the secrets compose refuses to start, naming the missing one.
-    env.write_text(example)
-    done = subprocess.run(
-        [*cli, "-f", str(DOCKER / "docker-compose.yml"), "--env-file", str(env), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env.write_text((DOCKER / ".env.example").read_text())
+    done = compose_config(DOCKER / "docker-compose.yml", env)
     assert done.returncode != 0 and "AIRFLOW_" in done.stderr
+
+
+def test_compose_config_rejects_a_broken_file(tmp_path: Path, compose_config: ComposeConfig) -> None:
+    """The checker is a real loader, not a YAML parse: a service that depends on a missing one
+    fails, as ``docker compose up`` would."""
+    broken = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    broken["services"]["late-worker"] = {"image": "busybox:1.37", "depends_on": ["no-such-service"]}
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    done = compose_config(path, _env_file(tmp_path))
+    assert done.returncode != 0 and "no-such-service" in done.stderr
 
 
 def test_snapshot_repository_path_is_a_volume_elasticsearch_can_write() -> None:
