@@ -28,13 +28,18 @@ def postgres_server(pgdata: Path) -> Iterator[str]:
         server.cleanup()
 
 
-def fresh_database(server_url: str) -> str:
-    """A new, empty database on the server, migrated with ``newsmon.state.upgrade``: its URL."""
-    name = f"newsmon_{uuid.uuid4().hex[:12]}"
+def empty_database(server_url: str, prefix: str = "newsmon") -> str:
+    """A new, empty database on the server: its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
-    url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_database(server_url: str) -> str:
+    """A new database on the server, migrated with ``newsmon.state.upgrade``: its URL."""
+    url = empty_database(server_url)
     upgrade(url)
     return url
