@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 import yaml
+from helpers.articles import DEMO_ARTICLES
 from helpers.services import Services
 
 from newsmon.airflow_local import airflow_env, prepare_airflow
@@ -42,7 +43,6 @@ DAG_ID = "newsmon_daily"
 RUN_ID = "celery-two-workers"
 # Each worker's Celery node name: the result backend records which one ran each task.
 WORKERS = ("w1@newsmon", "w2@newsmon")
-DEMO_ARTICLES = 13  # as in test_crawl_demo
 # Measured on two cores: up in 15 s, the run in 35-60 s. These limits and the trigger's 60 s
 # stay within the suite's 600 s per test: a hang fails here, with the services' logs.
 STARTUP_TIMEOUT_S = 180

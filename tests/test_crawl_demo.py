@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers.articles import DEMO_ARTICLES
 
 from newsmon.crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
 from newsmon.crawlers.demo_server import DEMO_ROOT, DemoServer, demo_sources, serve_demo
@@ -35,9 +36,6 @@ from newsmon.settings import REPO_ROOT, Settings, load_settings
 
 pytestmark = pytest.mark.integration
 ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
-# 12 articles, and the Korean feed's "[기획]" hub page: a list page, but the feed announces it,
-# so it is kept (recall first) with the warning list_like rather than dropped.
-DEMO_ARTICLES = 13
 FEED_HUB = "/ko/special/export-control.html"
 
 

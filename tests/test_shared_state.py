@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers.articles import DEMO_ARTICLES
 
 from newsmon.alerts.ledger import Ledger, group_stories
 from newsmon.alerts.sample import sample_articles
@@ -30,7 +31,6 @@ from newsmon.state import driver_url
 from newsmon.state_import import import_embedded_state
 
 pytestmark = pytest.mark.integration
-DEMO_ARTICLES = 13  # as in test_crawl_demo
 RULE = "export-controls"
 ARTICLE_PATH = re.compile(r"^/(?:ko/news|legacy/news|zh/a)/")
 

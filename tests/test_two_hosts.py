@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from helpers.articles import DEMO_ARTICLES
 from helpers.smtpsink import SmtpSink
 
 from newsmon.crawlers.crawl_process import ORPHAN_GRACE_S, ORPHAN_POLL_S
@@ -29,7 +30,6 @@ from newsmon.settings import REPO_ROOT, Settings
 from newsmon.state import driver_url
 
 pytestmark = pytest.mark.integration
-DEMO_ARTICLES = 13  # as in test_crawl_demo
 RULE = "export-controls"  # the shipped immediate rule
 # What the killed worker is doing when it is killed: the line it printed last.
 KILL_POINTS = {
