@@ -9,7 +9,7 @@ Two pretrained encoders that ship inside their PyPI wheels (nothing is downloade
   dimensions, and about 15x cheaper per token than e5, which matters for 400 characters.
 
 Both map a Korean, a Chinese and an English report of the same action close together, which is
-what lets one linear head per label serve all three languages. On the training split's
+what lets one head per label serve all three languages. On the training split's
 event-grouped folds this pair beat USE for both parts (alert precision at recall 0.95:
 ko 0.82 / zh 0.73 / en 0.85 against 0.79 / 0.67 / 0.75; topic macro-F1 0.79 / 0.82 / 0.85
 against 0.74 / 0.76 / 0.81) at a fifth of the cost of e5 for both parts.

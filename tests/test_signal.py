@@ -123,7 +123,13 @@ def test_training_uses_the_training_split_only(tmp_path: Path, analyzer: Analyze
     assert held and not held & {n["url"] for n in result.meta["neighbours"]}
     assert set(result.meta["alert_thresholds"]) == {*LANGS, "default"}
     model = SignalModel(tmp_path / "heads")
-    assert model.weights.shape[0] == len(model.labels) == 7
+    assert len(model.labels) == 7 and model.heads.duals.shape == (7, len(model.heads.support))
+    # The runtime's kernel recomputes the SVM's margin (support vectors stored as float16).
+    from newsmon.nlp.training.signal import featurize
+
+    feats = featurize(load_corpus(corpus)[:20], analyzer)
+    probs = model.probabilities(feats.embeddings, feats.cues)
+    assert probs.shape == (20, 7) and ((probs >= 0) & (probs <= 1)).all()
     shutil.rmtree(tmp_path / "heads")
 
 

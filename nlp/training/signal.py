@@ -30,6 +30,7 @@ from newsmon.nlp.signal import (
     META_FILE,
     MODEL_DIR,
     NEIGHBOURS_FILE,
+    KernelHeads,
     cue_names,
     cue_vector,
     headline_part,
@@ -46,6 +47,7 @@ ALERT_RECALL_TARGET = 0.97
 # this precision on out-of-fold scores where they can.
 TOPIC_MIN_PRECISION = 0.8
 REGULARISATION = (0.003, 0.01, 0.03, 0.1)  # inverse L2 strengths tried per head
+MARGIN_PENALTIES = (1.0, 3.0)  # the kernel heads' C, tried per head
 FOLDS = 5
 FIELDS = ("id", "event", "lang", "script", "date", "outlet", "url", "title", "text", "alert", "topics")
 
@@ -229,12 +231,17 @@ def _fit(x: np.ndarray, y: np.ndarray, c: float) -> Any:
     return LogisticRegression(C=c, class_weight="balanced", max_iter=2000).fit(x, y)
 
 
-def _out_of_fold(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float) -> np.ndarray:
-    """Scores for each training item from a head that never saw its event."""
+def _folds(x: np.ndarray, y: np.ndarray, groups: Sequence[str]) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row indices of event-grouped folds: no group on both sides."""
     from sklearn.model_selection import GroupKFold
 
+    return GroupKFold(n_splits=FOLDS).split(x, y, groups)
+
+
+def _out_of_fold(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float) -> np.ndarray:
+    """Scores for each training item from a head that never saw its event."""
     scores = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=FOLDS).split(x, y, groups):
+    for train, test in _folds(x, y, groups):
         scores[test] = _fit(x[train], y[train], c).predict_proba(x[test])[:, 1]
     return scores
 
@@ -258,6 +265,66 @@ def f1_threshold(scores: np.ndarray, y: np.ndarray, min_precision: float = TOPIC
     candidates = [(t, *prf(scores >= t, y)) for t in np.unique(np.round(scores, 3))]
     precise = [c for c in candidates if c[1] >= min_precision] or candidates
     return float(max(precise, key=lambda c: c[3])[0]) if precise else 0.5
+
+
+def precision_at_recall(scores: np.ndarray, y: np.ndarray, target: float) -> float:
+    predicted = scores >= recall_threshold(scores, y, target)
+    return float(np.sum(predicted & (y == 1)) / max(1, np.sum(predicted)))
+
+
+def _kernel_fit(x: np.ndarray, y: np.ndarray, c: float) -> Any:
+    from sklearn.svm import SVC
+
+    # gamma as sklearn's "scale" computes it, fixed so the runtime can recompute the kernel.
+    return SVC(C=c, kernel="rbf", gamma=1.0 / (x.shape[1] * x.var()), class_weight="balanced").fit(x, y)
+
+
+def _out_of_fold_margins(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float) -> np.ndarray:
+    margins = np.zeros(len(y))
+    for train, test in _folds(x, y, groups):
+        margins[test] = _kernel_fit(x[train], y[train], c).decision_function(x[test])
+    return margins
+
+
+def fit_kernel_heads(
+    xs: np.ndarray, y: np.ndarray, groups: Sequence[str], langs: np.ndarray, say: Progress
+) -> tuple[KernelHeads, np.ndarray, dict[str, float]]:
+    """One SVM per column of ``y`` (the alert, then each topic), its out-of-fold probabilities
+    and its C. C is chosen on event-grouped folds: for the alert, the best mean per-language
+    precision at the recall target; for a topic, the best F1. Each Platt scaling is fitted on
+    the out-of-fold margins, so a probability is calibrated on events its SVM never saw."""
+    from sklearn.linear_model import LogisticRegression
+
+    def quality(label: str, margins: np.ndarray, truth: np.ndarray) -> float:
+        if label == ALERT:
+            by_lang = [
+                precision_at_recall(margins[langs == g], truth[langs == g], ALERT_RECALL_TARGET)
+                for g in LANGS
+            ]
+            return float(np.mean(by_lang))
+        return prf(margins >= f1_threshold(margins, truth), truth)[2]
+
+    svms, oof, chosen = [], np.zeros(y.shape), {}
+    for j, label in enumerate([ALERT, *TOPICS]):
+        tried = {c: _out_of_fold_margins(xs, y[:, j], groups, c) for c in MARGIN_PENALTIES}
+        c = max(tried, key=lambda c: quality(label, tried[c], y[:, j]))
+        platt = LogisticRegression(C=1e4, max_iter=1000).fit(tried[c][:, None], y[:, j])
+        oof[:, j] = platt.predict_proba(tried[c][:, None])[:, 1]
+        svms.append((_kernel_fit(xs, y[:, j], c), platt))
+        chosen[label] = c
+        say(f"head {label}: RBF SVM C={c}, out-of-fold quality {quality(label, tried[c], y[:, j]):.3f}")
+    used = np.unique(np.concatenate([svm.support_ for svm, _ in svms]))
+    duals = np.zeros((len(svms), len(used)), dtype=np.float32)
+    for j, (svm, _) in enumerate(svms):
+        duals[j, np.searchsorted(used, svm.support_)] = svm.dual_coef_[0]
+    heads = KernelHeads(
+        support=xs[used].astype(np.float32),
+        duals=duals,
+        intercepts=np.array([svm.intercept_[0] for svm, _ in svms], dtype=np.float32),
+        gamma=float(svms[0][0].gamma),
+        platt=np.array([[p.coef_[0, 0], p.intercept_[0]] for _, p in svms], dtype=np.float32),
+    )
+    return heads, oof, chosen
 
 
 @dataclass(frozen=True)
@@ -351,17 +418,8 @@ def train(
     xs = (x - mean) / scale
     y = targets(rows)
     groups = [item.event for item in rows]
-    labels = [ALERT, *TOPICS]
-    weights, biases, chosen_c, oof = [], [], {}, np.zeros(y.shape)
-    for j, label in enumerate(labels):
-        tried = {c: _out_of_fold(xs, y[:, j], groups, c) for c in REGULARISATION}
-        c = min(tried, key=lambda c: _log_loss(y[:, j], tried[c]))
-        chosen_c[label], oof[:, j] = c, tried[c]
-        head = _fit(xs, y[:, j], c)
-        weights.append(head.coef_[0])
-        biases.append(head.intercept_[0])
-        say(f"head {label}: C={c}, out-of-fold log loss {_log_loss(y[:, j], tried[c]):.3f}")
     langs = np.array(feats.langs)
+    heads, oof, chosen_c = fit_kernel_heads(xs, y, groups, langs, say)
     alert_thresholds = {
         lang: recall_threshold(oof[langs == lang, 0], y[langs == lang, 0], ALERT_RECALL_TARGET)
         for lang in LANGS
@@ -374,8 +432,11 @@ def train(
         out / HEADS_FILE,
         mean=mean.astype(np.float32),
         scale=scale.astype(np.float32),
-        weights=np.array(weights, dtype=np.float32),
-        bias=np.array(biases, dtype=np.float32),
+        kernel_support=heads.support.astype(np.float16),
+        kernel_duals=heads.duals,
+        kernel_intercepts=heads.intercepts,
+        kernel_gamma=np.float32(heads.gamma),
+        kernel_platt=heads.platt,
         **(
             {
                 "relevance_weights": relevance.weights.astype(np.float32),
@@ -388,7 +449,7 @@ def train(
     full_texts = feats.embeddings[: len(items)]
     np.savez_compressed(out / NEIGHBOURS_FILE, embeddings=headline_part(full_texts).astype(np.float16))
     meta = {
-        "labels": labels,
+        "labels": [ALERT, *TOPICS],
         "features": {
             "encoder": ENCODER_NAME,
             "dimensions": DIMENSIONS,
@@ -398,6 +459,7 @@ def train(
         "alert_recall_target": ALERT_RECALL_TARGET,
         "topic_thresholds": {k: round(v, 4) for k, v in topic_thresholds.items()},
         "regularisation": chosen_c,
+        "heads": {"kind": "rbf-svm", "support_vectors": len(heads.support)},
         "corpus": {
             "fingerprint": corpus_fingerprint(corpus),
             "training_items": len(items),
