@@ -169,6 +169,35 @@ def test_a_crawl_whose_feed_or_sitemap_fails_heals_through_the_homepage(
 
 
 @pytest.mark.integration
+def test_a_failed_feed_heals_through_the_sitemap_robots_txt_names(tmp_path: Path) -> None:
+    """An outlet that dropped its feeds (the homepage advertises none, the common feed paths
+    answer 404) but names a news sitemap in robots.txt: the crawl collects the articles through
+    that sitemap, and the summary names it as the replacement."""
+    site = tmp_path / "site"
+    _site_with_articles(site)
+    (site / "index.html").write_text("<html><body><a href='/section/chips/'>반도체</a></body></html>")
+    with serve_demo(root=site) as server:
+        base = server.url.rstrip("/")
+        urls = "".join(f"<url><loc>{base}{path}</loc></url>" for path in ARTICLE_PAGES)
+        (site / "maps" / "google-news").write_text(
+            f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>',
+            encoding="utf-8",
+        )
+        source = Source(
+            name="feedless",
+            lang="ko",
+            homepage=base + "/",
+            feeds=[base + "/rss/gone.xml"],
+            allowed_domains=["127.0.0.1"],
+        )
+        stats = crawl([source], load_settings(data_dir=tmp_path / "var"), tmp_path / "out.jsonl")
+    assert stats.articles_new == 4
+    assert stats.healed == {f"{base}/rss/gone.xml": f"{base}/maps/google-news"}
+    rows = {row[0]: row[1] for row in _rows(summary_table(_summary(stats)))}
+    assert rows[f"feed failed: {base}/rss/gone.xml"] == f"replaced by {base}/maps/google-news"
+
+
+@pytest.mark.integration
 def test_a_feed_quiet_for_n_runs_heals_through_the_homepage(tmp_path: Path) -> None:
     """The configured feed still answers but stopped at one old article (the outlet moved its
     feed): after ``crawl_quiet_runs`` runs with nothing new, the next run reads the homepage and

@@ -13,13 +13,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from protego import Protego
 from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from newsmon.crawlers.autodiscover import COMMON_FEEDS, alternate_feeds
+from newsmon.crawlers.autodiscover import COMMON_FEEDS, COMMON_SITEMAPS, alternate_feeds
 from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
 from newsmon.crawlers.extraction.dates import LANG_TZ
 from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
@@ -128,11 +129,7 @@ class NewsSpider(Spider):
             return
         if origin is not None:
             self._read[origin] = source.name
-        if failed is not None and f"newsmon/healed/{failed}" not in self.crawler.stats.get_stats():
-            why = response.meta["healing_why"]
-            self.crawler.stats.set_value(f"newsmon/healed/{failed}", response.url)
-            self.crawler.stats.set_value(f"newsmon/healed_why/{failed}", why)
-            progress(f"healed: {why}: {failed}; {response.url} (found on the homepage) works")
+        self._record_healed(response)
         for link in links:
             yield from self._article(link, source, announced=True, origin=origin)
 
@@ -141,7 +138,8 @@ class NewsSpider(Spider):
     def _heal(self, source: Source, failed: str, why: str) -> Iterator[Request]:
         """A configured feed or sitemap failed (an HTTP error, nothing readable there) or brought
         nothing new for NEWSMON_QUIET_RUNS runs (``why`` says which): look for the feeds the
-        outlet's homepage advertises, once per source and run, at the source's own pace."""
+        outlet's homepage advertises and the sitemaps its robots.txt names, once per source and
+        run, at the source's own pace."""
         if source.homepage is None or source.name in self._healing:
             return
         self._healing.add(source.name)
@@ -156,6 +154,8 @@ class NewsSpider(Spider):
         )
 
     def heal_from_homepage(self, response: Response) -> Iterator[Request]:
+        """The feeds the homepage advertises (else the common feed paths), and robots.txt for
+        the sitemaps it names."""
         source = self.sources[response.meta["source"]]
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(response.url))
         advertised = [url for url in alternate_feeds(response.body, response.url) if url not in source.feeds]
@@ -163,10 +163,43 @@ class NewsSpider(Spider):
             origin + path for path in COMMON_FEEDS if origin + path not in source.feeds
         ]
         for url in dict.fromkeys(candidates):
-            request = self._discovery(url, source, self.parse_feed)
-            request.meta["healing"] = response.meta["healing"]
-            request.meta["healing_why"] = response.meta["healing_why"]
-            yield request
+            yield self._healing_request(url, source, self.parse_feed, response.meta)
+        robots = self._healing_request(origin + "/robots.txt", source, self.heal_from_robots, response.meta)
+        robots.meta["handle_httpstatus_list"] = [404, 410]  # no robots.txt: try the common paths
+        yield robots
+
+    def heal_from_robots(self, response: Response) -> Iterator[Request]:
+        source = self.sources[response.meta["source"]]
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(response.url))
+        text = response.text if response.status == 200 else ""
+        advertised = [urljoin(origin + "/", url) for url in Protego.parse(text).sitemaps]
+        candidates = [
+            url
+            for url in advertised or [origin + path for path in COMMON_SITEMAPS]
+            if url not in source.sitemaps
+        ]
+        for url in dict.fromkeys(candidates):
+            yield self._healing_request(url, source, self.parse_sitemap, response.meta)
+
+    def _healing_request(
+        self, url: str, source: Source, callback: Callable[[Response], Any], meta: dict[str, Any]
+    ) -> Request:
+        """A discovery request on behalf of the failed feed or sitemap named in ``meta``."""
+        request = self._discovery(url, source, callback)
+        request.meta["healing"] = meta["healing"]
+        request.meta["healing_why"] = meta["healing_why"]
+        return request
+
+    def _record_healed(self, response: Response) -> None:
+        """A healing feed or sitemap brought links: the first to do so replaces the failed URL
+        in the run's summary."""
+        failed = response.meta.get("healing")
+        if failed is None or f"newsmon/healed/{failed}" in self.crawler.stats.get_stats():
+            return
+        why = response.meta["healing_why"]
+        self.crawler.stats.set_value(f"newsmon/healed/{failed}", response.url)
+        self.crawler.stats.set_value(f"newsmon/healed_why/{failed}", why)
+        progress(f"healed: {why}: {failed}; {response.url} (found from the homepage) works")
 
     def parse_list(self, response: Response) -> Iterator[Request]:
         source = self.sources[response.meta["source"]]
@@ -191,6 +224,7 @@ class NewsSpider(Spider):
         progress(f"sitemap {response.url}: {len(sitemap.links)} links")
         if origin is not None:
             self._read[origin] = source.name
+        self._record_healed(response)
         if not sitemap.is_index:
             for link in self._within_budget(sitemap.links, "NEWSMON_MAX_SITEMAP_URLS", response.url):
                 yield from self._article(link, source, announced=True, origin=origin)
