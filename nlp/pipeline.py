@@ -200,7 +200,8 @@ class Analyzer:
         langs = [a.lang for a in prepared.articles]
         if embeddings is None:
             embeddings = embed(prepared.titles, prepared.leads)
-        return self.signal.score(embeddings, cues.reshape(len(langs), -1), langs)
+        headline_only = [not a.text.strip() for a in prepared.articles]
+        return self.signal.score(embeddings, cues.reshape(len(langs), -1), langs, headline_only)
 
     def analyze_batch(self, articles: list[Article]) -> list[Article]:
         prepared = self.prepare(articles)

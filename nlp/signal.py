@@ -166,11 +166,22 @@ class SignalModel:
         weights, bias = self.relevance_head
         return 1.0 / (1.0 + np.exp(-(headlines @ weights + bias)))
 
-    def alert_threshold(self, lang: str | None) -> float:
-        by_lang: dict[str, float] = self.meta["alert_thresholds"]
+    def alert_threshold(self, lang: str | None, headline_only: bool = False) -> float:
+        """The language's alert threshold; a headline-only item (no text: some feeds, failed
+        extractions) has its own, chosen on the headline-only training rows, which score lower."""
+        by_lang: dict[str, float] = self.meta[
+            "headline_alert_thresholds" if headline_only else "alert_thresholds"
+        ]
         return by_lang.get(lang or "", by_lang["default"])
 
-    def score(self, embeddings: np.ndarray, cues: np.ndarray, langs: Sequence[str | None]) -> list[Signal]:
+    def score(
+        self,
+        embeddings: np.ndarray,
+        cues: np.ndarray,
+        langs: Sequence[str | None],
+        headline_only: Sequence[bool] | None = None,
+    ) -> list[Signal]:
+        bare = headline_only or [False] * len(langs)
         probs = self.probabilities(embeddings, cues)
         relevance = self.relevance(headline_part(embeddings))
         stored, items = self._neighbours
@@ -182,7 +193,7 @@ class SignalModel:
             out.append(
                 Signal(
                     alert=float(probs[i, 0]),
-                    alert_threshold=self.alert_threshold(lang),
+                    alert_threshold=self.alert_threshold(lang, bare[i]),
                     topics={
                         label: float(probs[i, j]) for j, label in enumerate(self.labels) if label != ALERT
                     },

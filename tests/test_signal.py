@@ -122,6 +122,7 @@ def test_training_uses_the_training_split_only(tmp_path: Path, analyzer: Analyze
     held = {i.url for i in load_corpus(corpus) if i.holdout}
     assert held and not held & {n["url"] for n in result.meta["neighbours"]}
     assert set(result.meta["alert_thresholds"]) == {*LANGS, "default"}
+    assert set(result.meta["headline_alert_thresholds"]) == {*LANGS, "default"}
     model = SignalModel(tmp_path / "heads")
     assert len(model.labels) == 7 and model.heads.duals.shape == (7, len(model.heads.support))
     # The runtime's kernel recomputes the SVM's margin (support vectors stored as float16).
@@ -177,3 +178,26 @@ def test_recorded_relevance_figures_hold_on_a_held_out_set() -> None:
     assert (precision, recall, f1) == pytest.approx(
         (recorded["precision"], recorded["recall"], recorded["f1"]), abs=0.01
     )
+
+
+def test_a_headline_only_item_is_held_to_the_headline_threshold() -> None:
+    """A bare headline scores lower than the same report with its text, so it has a threshold of
+    its own (chosen on the headline-only training rows); the analyzer picks it by the text."""
+    analyzer = Analyzer()
+    assert analyzer.signal is not None
+    title = "美商务部将12家中国企业列入实体清单"
+    prepared = analyzer.prepare(
+        [
+            Article(url=url, canonical_url=url, title=title, text=text, lang="zh")
+            for url, text in (
+                ("https://a.example/1", "美国商务部周二宣布新增实体清单。"),
+                ("https://a.example/2", ""),
+            )
+        ]
+    )
+    docs = prepared.docs
+    full, bare = analyzer.signals(
+        prepared, [analyzer.rules.score(d) for d in docs], [analyzer.alerts.decide(d) for d in docs]
+    )
+    assert full.alert_threshold == analyzer.signal.meta["alert_thresholds"]["zh"]
+    assert bare.alert_threshold == analyzer.signal.meta["headline_alert_thresholds"]["zh"]

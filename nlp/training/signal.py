@@ -388,6 +388,21 @@ def _best_c(x: np.ndarray, y: np.ndarray, texts: Sequence[str]) -> float:
     return min(tried, key=lambda c: _log_loss(y, tried[c]))
 
 
+def _alert_thresholds(
+    scores: np.ndarray, y: np.ndarray, langs: np.ndarray, rows: np.ndarray
+) -> dict[str, float]:
+    """Per language, the threshold that keeps the recall target on ``rows``; ``default`` (an
+    article in no known language): the lowest of them."""
+    found = {
+        lang: round(
+            recall_threshold(scores[rows & (langs == lang)], y[rows & (langs == lang)], ALERT_RECALL_TARGET),
+            4,
+        )
+        for lang in LANGS
+    }
+    return found | {"default": min(found.values())}
+
+
 @dataclass
 class TrainResult:
     folder: Path
@@ -420,11 +435,12 @@ def train(
     groups = [item.event for item in rows]
     langs = np.array(feats.langs)
     heads, oof, chosen_c = fit_kernel_heads(xs, y, groups, langs, say)
-    alert_thresholds = {
-        lang: recall_threshold(oof[langs == lang, 0], y[langs == lang, 0], ALERT_RECALL_TARGET)
-        for lang in LANGS
-    }
-    alert_thresholds["default"] = min(alert_thresholds.values())
+    # Full items and headline-only rows get thresholds of their own: a bare headline scores
+    # lower, and one threshold for both would spend the full items' precision on it.
+    bare = np.array([not row.text for row in rows])
+    alert_thresholds, headline_thresholds = (
+        _alert_thresholds(oof[:, 0], y[:, 0], langs, rows_of) for rows_of in (~bare, bare)
+    )
     topic_thresholds = {label: f1_threshold(oof[:, j + 1], y[:, j + 1]) for j, label in enumerate(TOPICS)}
     relevance = fit_relevance(shared, say) if shared else None
     out.mkdir(parents=True, exist_ok=True)
@@ -455,7 +471,8 @@ def train(
             "dimensions": DIMENSIONS,
             "cues": cue_names(analyzer.alerts, analyzer.rules),
         },
-        "alert_thresholds": {k: round(v, 4) for k, v in alert_thresholds.items()},
+        "alert_thresholds": alert_thresholds,
+        "headline_alert_thresholds": headline_thresholds,
         "alert_recall_target": ALERT_RECALL_TARGET,
         "topic_thresholds": {k: round(v, 4) for k, v in topic_thresholds.items()},
         "regularisation": chosen_c,

@@ -148,7 +148,7 @@ def evaluate(
     feats = featurize(items, analyzer, say)
     truth = targets(items).astype(bool)
     probs = signal.probabilities(feats.embeddings, feats.cues)
-    alert = probs[:, 0] >= np.array([signal.alert_threshold(lang) for lang in feats.langs])
+    alert = probs[:, 0] >= np.array([signal.alert_threshold(lang, headlines) for lang in feats.langs])
     topic_thr = np.array([signal.meta["topic_thresholds"][t] for t in TOPICS])
     backends: dict[str, np.ndarray] = {
         "signal": np.column_stack([alert, probs[:, 1:] >= topic_thr]),
@@ -240,7 +240,8 @@ def train_command(
     meta = result.meta
     typer.echo(
         f"trained on {meta['corpus']['training_items']} items ({meta['corpus']['training_events']} events); "
-        f"alert thresholds {meta['alert_thresholds']}; wrote {out}"
+        f"alert thresholds {meta['alert_thresholds']} (headline-only items: "
+        f"{meta['headline_alert_thresholds']}); wrote {out}"
     )
 
 
