@@ -30,6 +30,7 @@ from protego import Protego
 from newsmon.crawlers.check import Fetched, Fetcher
 from newsmon.crawlers.discover import DiscoveryError, feed_links, list_links, sitemap_links
 from newsmon.crawlers.scrapy_settings import MAX_PAGE_BYTES
+from newsmon.crawlers.urls import origin_of
 
 # Feed paths of the CMSs these outlets run: ND Soft (most Korean outlets), WordPress, common others.
 COMMON_FEEDS = ("/rss/allArticle.xml", "/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml")
@@ -124,12 +125,18 @@ class _Budget:
         return got if got.status == 200 and got.body else None
 
 
+def robots_sitemaps(robots_text: str, origin: str) -> list[str]:
+    """The sitemaps a robots.txt names; relative Sitemap: lines, out of spec but seen in the
+    wild, are resolved against ``origin``."""
+    return [urljoin(origin + "/", url) for url in Protego.parse(robots_text).sitemaps]
+
+
 def discover_outlet(homepage: str, fetch: Fetcher, *, max_requests: int = 24) -> DiscoveredOutlet:
     """What the site at ``homepage`` publishes, found with at most ``max_requests`` requests."""
     found = DiscoveredOutlet(homepage)
     budget = _Budget(fetch, max_requests)
     home = budget.get(homepage)
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(homepage))
+    origin = origin_of(homepage)
     articles: list[str] = []
 
     def feed(url: str) -> bool:
@@ -149,9 +156,7 @@ def discover_outlet(homepage: str, fetch: Fetcher, *, max_requests: int = 24) ->
         found.feeds = next(([origin + path] for path in COMMON_FEEDS if feed(origin + path)), [])
 
     robots = budget.get(origin + "/robots.txt")
-    # Relative Sitemap: lines are out of spec but seen in the wild.
-    robots_text = robots.body.decode("utf-8", "replace") if robots else ""
-    advertised = [urljoin(origin + "/", url) for url in Protego.parse(robots_text).sitemaps]
+    advertised = robots_sitemaps(robots.body.decode("utf-8", "replace") if robots else "", origin)
     for url in dict.fromkeys([*advertised, *(origin + path for path in COMMON_SITEMAPS)]):
         got = budget.get(url)
         try:

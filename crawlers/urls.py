@@ -70,6 +70,11 @@ def on_domains(url: str, domains: list[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``."""
+    return "{0.scheme}://{0.netloc}".format(urlsplit(url))
+
+
 def host_port(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -13,20 +13,18 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
 
-from protego import Protego
 from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from newsmon.crawlers.autodiscover import COMMON_FEEDS, COMMON_SITEMAPS, alternate_feeds
+from newsmon.crawlers.autodiscover import COMMON_FEEDS, COMMON_SITEMAPS, alternate_feeds, robots_sitemaps
 from newsmon.crawlers.discover import DiscoveryError, Link, feed_links, list_links, sitemap_links
 from newsmon.crawlers.extraction.dates import LANG_TZ
 from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, classify_failure, note, progress
 from newsmon.crawlers.registry import Source
 from newsmon.crawlers.store import open_store
-from newsmon.crawlers.urls import canonicalize, on_domains
+from newsmon.crawlers.urls import canonicalize, on_domains, origin_of
 
 T = TypeVar("T")
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -157,7 +155,7 @@ class NewsSpider(Spider):
         """The feeds the homepage advertises (else the common feed paths), and robots.txt for
         the sitemaps it names."""
         source = self.sources[response.meta["source"]]
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(response.url))
+        origin = origin_of(response.url)
         advertised = [url for url in alternate_feeds(response.body, response.url) if url not in source.feeds]
         candidates = advertised or [
             origin + path for path in COMMON_FEEDS if origin + path not in source.feeds
@@ -170,9 +168,8 @@ class NewsSpider(Spider):
 
     def heal_from_robots(self, response: Response) -> Iterator[Request]:
         source = self.sources[response.meta["source"]]
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(response.url))
-        text = response.text if response.status == 200 else ""
-        advertised = [urljoin(origin + "/", url) for url in Protego.parse(text).sitemaps]
+        origin = origin_of(response.url)
+        advertised = robots_sitemaps(response.text if response.status == 200 else "", origin)
         candidates = [
             url
             for url in advertised or [origin + path for path in COMMON_SITEMAPS]
