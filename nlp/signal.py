@@ -6,11 +6,11 @@ decision: an RBF-kernel SVM whose margin is Platt-scaled to a probability. On th
 folds the kernel heads beat logistic ones over the same features (alert precision at recall
 0.95: ko 0.88 / zh 0.73 / en 0.87 against 0.84 / 0.65 / 0.82; topic macro-F1 0.82 / 0.82 /
 0.85 against 0.77 / 0.78 / 0.83): a reaction or an explainer restates an action's facts,
-and only a combination of framing and content tells them apart. The heads, their per-language alert
-thresholds and per-topic thresholds are trained and chosen by ``newsmon signal train`` on the
-event-disjoint training split of the signal corpus (nlp/data/signal) and shipped in
-nlp/models/signal; nothing is fitted at run time. Each decision keeps its evidence: the
-matched cues and the nearest labelled corpus items.
+and only a combination of framing and content tells them apart. The heads, their
+per-language alert thresholds and per-topic thresholds are trained and chosen by
+``newsmon signal train`` on the event-disjoint training split of the signal corpus
+(nlp/data/signal) and shipped in nlp/models/signal; nothing is fitted at run time. Each
+decision keeps its evidence: the matched cues and the nearest labelled corpus items.
 """
 
 from __future__ import annotations
@@ -83,8 +83,13 @@ class KernelHeads:
     gamma: float
     platt: np.ndarray  # (labels, 2): P = sigmoid(a * margin + b)
 
+    @cached_property
+    def _support_norms(self) -> np.ndarray:
+        """Each support vector's squared length, computed once rather than per batch."""
+        return (self.support**2).sum(axis=1)
+
     def margins(self, xs: np.ndarray) -> np.ndarray:
-        squared = (xs**2).sum(axis=1)[:, None] + (self.support**2).sum(axis=1)[None, :]
+        squared = (xs**2).sum(axis=1)[:, None] + self._support_norms[None, :]
         squared -= 2.0 * xs @ self.support.T
         return np.exp(-self.gamma * np.maximum(squared, 0.0)) @ self.duals.T + self.intercepts
 
