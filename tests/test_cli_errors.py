@@ -74,9 +74,9 @@ def _leaf_commands() -> set[str]:
     return names
 
 
-def _closed_port() -> int:
+def _closed_port(host: str = "127.0.0.2") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.2", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]  # closed again once the socket is
 
 
@@ -89,7 +89,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     monkeypatch.setenv("NEWSMON_SMTP_PORT", str(_closed_port()))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("NEWSMON_DEMO_PORT", str(_closed_port()))
+        # Probed where the demo site binds: a port free on 127.0.0.2 may be taken on 127.0.0.1.
+        monkeypatch.setenv("NEWSMON_DEMO_PORT", str(_closed_port("127.0.0.1")))
         page = tmp_path / "page.html"
         page.write_text(
             "<html><head><title>수출통제 강화</title></head><body><article><h1>수출통제 강화</h1>"
