@@ -3,6 +3,7 @@
 Serves N copies of the demo articles from 127.0.0.1 and measures, each in its own process:
 
   newsmon          crawl(): Scrapy fetch + extraction + crawl store, as in production
+  newsmon-inline   the same with NEWSMON_CRAWL_EXTRACT_WORKERS=0: pages extracted between downloads
   scrapy-fetch     raw Scrapy fetching the same URLs, no processing
   newsmon-extract  extract_article() on the pages from disk, no network
   trafilatura      plain trafilatura.extract() on the pages from disk
@@ -60,7 +61,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker_newsmon(site: Path, base: str, concurrency: int) -> dict[str, Any]:
+def worker_newsmon(site: Path, base: str, concurrency: int, extract_workers: int = -1) -> dict[str, Any]:
     from newsmon.crawlers.registry import Source
     from newsmon.crawlers.run import crawl
     from newsmon.settings import load_settings
@@ -69,7 +70,7 @@ def worker_newsmon(site: Path, base: str, concurrency: int) -> dict[str, Any]:
         source = Source(name="bench", lang="ko", feeds=[], sitemaps=[f"{base}/sitemap.xml"])
         stats = crawl(
             [source],
-            load_settings(data_dir=Path(tmp)),
+            load_settings(data_dir=Path(tmp), crawl_extract_workers=extract_workers),
             Path(tmp) / "out.jsonl",
             scrapy_overrides={"CONCURRENT_REQUESTS_PER_DOMAIN": concurrency},
         )
@@ -137,6 +138,7 @@ def worker_trafilatura(site: Path, base: str, concurrency: int) -> dict[str, Any
 
 WORKERS = {
     "newsmon": worker_newsmon,
+    "newsmon-inline": lambda site, base, concurrency: worker_newsmon(site, base, concurrency, 0),
     "scrapy-fetch": worker_scrapy,
     "newsmon-extract": worker_newsmon_extract,
     "trafilatura": worker_trafilatura,

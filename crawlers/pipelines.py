@@ -3,12 +3,15 @@ one transaction)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from newsmon.crawlers.extract import extract_article
-from newsmon.crawlers.outcomes import PERMANENT_SKIPS, SKIPPED, note, progress
+from newsmon.crawlers.extract import ExtractResult, extract_article
+from newsmon.crawlers.outcomes import ERRORS, PERMANENT_SKIPS, SKIPPED, note, progress
 
 if TYPE_CHECKING:
     from typing import Self
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 _TEXTUAL = ("html", "xml", "text/plain")
+log = logging.getLogger(__name__)
 
 
 class ArticlePipeline:
@@ -26,7 +30,7 @@ class ArticlePipeline:
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         spider = self.crawler.spider
         stats = self.crawler.stats
         assert spider is not None and stats is not None
@@ -35,7 +39,7 @@ class ArticlePipeline:
         if ctype and not any(t in ctype for t in _TEXTUAL):
             result_skip, detail = "not_html", ctype
         else:
-            result = extract_article(
+            result = await self._extract(
                 item["body"],
                 url,
                 source,
@@ -59,3 +63,20 @@ class ArticlePipeline:
         if result_skip in PERMANENT_SKIPS:
             store.mark_skipped(item["request_urls"], result_skip or "", item["lastmod"])
         raise DropItem(f"{result_skip}: {url}", log_level="DEBUG")
+
+    async def _extract(self, *args: Any, **kwargs: Any) -> ExtractResult:
+        """``extract_article(...)`` in the spider's extraction pool, so that downloads go on
+        meanwhile; in this process when there is none, or when it broke (a worker died):
+        the page and the ones queued behind it are extracted here instead, not lost."""
+        spider = self.crawler.spider
+        pool = getattr(spider, "extract_pool", None)
+        if pool is not None:
+            try:
+                return await asyncio.wrap_future(pool.submit(extract_article, *args, **kwargs))
+            except BrokenProcessPool:
+                if spider.extract_pool is pool:
+                    log.warning("the extraction pool broke (a worker died); extracting in the crawl process")
+                    spider.extract_pool = None
+                    assert self.crawler.stats is not None
+                    self.crawler.stats.inc_value(f"newsmon/{ERRORS}/extract_pool_broken")
+        return extract_article(*args, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,11 @@ from newsmon.crawlers.urls import host_port, is_private_host
 from newsmon.settings import Settings
 
 MAX_PAGE_BYTES = 5 * 1024 * 1024
+
+
+def extract_workers(configured: int) -> int:
+    """Extraction processes for a crawl: ``configured``, or for -1 one per core beyond the first (max 4)."""
+    return configured if configured >= 0 else min(4, (os.cpu_count() or 1) - 1)
 
 
 def scrapy_settings(
@@ -52,6 +58,7 @@ def scrapy_settings(
         "NEWSMON_MAX_CHILD_SITEMAPS": settings.crawl_max_child_sitemaps,
         "NEWSMON_MAX_SITEMAP_URLS": settings.crawl_max_sitemap_urls,
         "NEWSMON_QUIET_RUNS": settings.crawl_quiet_runs,
+        "NEWSMON_EXTRACT_WORKERS": extract_workers(settings.crawl_extract_workers),
         "RETRY_HTTP_CODES": [429, 500, 502, 503, 504, 522, 524, 408],
         "REDIRECT_MAX_TIMES": 5,
         "AUTOTHROTTLE_ENABLED": True,  # as SourceRateThrottle, which replaces the stock extension

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # A configured feed or sitemap that brought no new article for this many runs in a row is
     # re-discovered from the outlet's homepage (an outlet that moved its feed may leave the old one up).
     crawl_quiet_runs: int = 5
+    # Processes that extract fetched pages beside the crawl's own (-1: one per core beyond the
+    # first, at most 4; 0: extract in the crawl process, between downloads).
+    crawl_extract_workers: int = -1
     # Kiwi's worker threads for batch analysis (-1: one per core; 0 is read as 1).
     kiwi_workers: int = -1
     # Fixed, so the demo's article URLs (and so their ids) are the same from run to run.
@@ -204,7 +207,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a number of days such as 730d")
         return value
 
-    @field_validator("kiwi_workers")
+    @field_validator("kiwi_workers", "crawl_extract_workers")
     @classmethod
     def _check_workers(cls, value: int) -> int:
         if value < -1:

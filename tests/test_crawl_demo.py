@@ -176,6 +176,27 @@ def test_killed_crawl_then_rerun_loses_and_duplicates_nothing(settings: Settings
     assert first.articles_new + second.articles_new == DEMO_ARTICLES
 
 
+def test_an_extraction_worker_killed_mid_crawl_loses_no_page(settings: Settings, tmp_path: Path) -> None:
+    with serve_demo(delay=0.3) as server:
+        sources = demo_sources(server.url)
+        crawl_pid: list[int] = []
+
+        def kill_the_worker(line: str) -> None:
+            if match := re.match(r"crawl process pid=(\d+)", line):
+                crawl_pid.append(int(match[1]))
+            elif line.startswith("new ") and len(crawl_pid) == 1:
+                [worker] = Path(f"/proc/{crawl_pid[0]}/task/{crawl_pid[0]}/children").read_text().split()
+                os.kill(int(worker), signal.SIGKILL)
+                crawl_pid.append(int(worker))
+
+        one_worker = settings.model_copy(update={"crawl_extract_workers": 1})
+        stats = crawl(sources, one_worker, tmp_path / "out.jsonl", progress=kill_the_worker)
+    assert len(crawl_pid) == 2, "a worker was killed after the first article"
+    assert stats.exit_code == 0 and stats.errors == {"extract_pool_broken": 1}
+    ids = [a.id for a in read_articles(tmp_path / "out.jsonl")]
+    assert len(ids) == len(set(ids)) == stats.articles_new == DEMO_ARTICLES
+
+
 def test_redirect_into_unconfigured_private_address_is_refused(settings: Settings, tmp_path: Path) -> None:
     with serve_demo(root=tmp_path) as target:  # stands for an internal service
 
@@ -334,7 +355,11 @@ def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_p
             "crawl_to_inbox(settings, sources, progress=lambda s: print(s, flush=True))\n"
         )
         parent = subprocess.Popen(
-            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env=dict(os.environ, NEWSMON_CRAWL_EXTRACT_WORKERS="1"),
         )
         assert parent.stdout is not None
         child = 0
@@ -343,12 +368,19 @@ def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_p
                 child = int(match[1])
             elif line.startswith("new ") and child:
                 break
+        workers = [int(pid) for pid in Path(f"/proc/{child}/task/{child}/children").read_text().split()]
+        assert workers, "the crawl child runs its extraction pool"
         parent.kill()  # SIGKILL: no clean-up of any kind in the parent
         parent.wait()
         deadline = time.monotonic() + ORPHAN_POLL_S + ORPHAN_GRACE_S + 2
         while _running(child) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not _running(child), "the crawl child outlived its parent"
+        # Its extraction workers hold copies of its descriptors, the source locks among them.
+        deadline = time.monotonic() + ORPHAN_POLL_S + 2
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_running, workers)), "an extraction worker outlived the crawl"
         fetched = sum(server.hits.values())
         time.sleep(2)
         assert sum(server.hits.values()) == fetched  # it stopped crawling, too

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -47,9 +48,11 @@ class NewsSpider(Spider):
         store_paths: dict[str, str],
         since: datetime | None = None,
         feeds_only: bool = False,
+        extract_pool: Executor | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.extract_pool = extract_pool  # None: pages are extracted in this process
         self.sources = {s.name: s for s in sources}
         self.since = since
         self.feeds_only = feeds_only
