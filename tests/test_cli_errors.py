@@ -191,6 +191,7 @@ ANALYZE = ["analyze", "--in", "{articles}", "--out", "{tmp}/o.jsonl"]
         ("NEWSMON_ES_RETRIES", "zero", ["search", "x"]),
         ("NEWSMON_ALERT_RULES", "/nonexistent.yaml", ["alerts", "rules"]),
         ("NEWSMON_SOURCES", "/nonexistent", ["sources", "list"]),
+        ("NEWSMON_CRAWL_EXTRACT_WORKERS", "-2", ["sources", "list"]),
         ("NEWSMON_SMTP_PORT", "99999", ["alerts", "test-email", "--to", "desk@example.org"]),
     ],
 )
