@@ -185,9 +185,9 @@ def test_an_extraction_worker_killed_mid_crawl_loses_no_page(settings: Settings,
             if match := re.match(r"crawl process pid=(\d+)", line):
                 crawl_pid.append(int(match[1]))
             elif line.startswith("new ") and len(crawl_pid) == 1:
-                [worker] = Path(f"/proc/{crawl_pid[0]}/task/{crawl_pid[0]}/children").read_text().split()
-                os.kill(int(worker), signal.SIGKILL)
-                crawl_pid.append(int(worker))
+                [worker] = _children(crawl_pid[0])
+                os.kill(worker, signal.SIGKILL)
+                crawl_pid.append(worker)
 
         one_worker = settings.model_copy(update={"crawl_extract_workers": 1})
         stats = crawl(sources, one_worker, tmp_path / "out.jsonl", progress=kill_the_worker)
@@ -342,6 +342,11 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (its extraction workers, for a crawl process)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "var")
     with serve_demo(delay=2.0) as server:  # the whole crawl would take far longer than the grace
@@ -368,7 +373,7 @@ def test_killing_the_parent_stops_the_crawl_child_and_the_next_run_resumes(tmp_p
                 child = int(match[1])
             elif line.startswith("new ") and child:
                 break
-        workers = [int(pid) for pid in Path(f"/proc/{child}/task/{child}/children").read_text().split()]
+        workers = _children(child)
         assert workers, "the crawl child runs its extraction pool"
         parent.kill()  # SIGKILL: no clean-up of any kind in the parent
         parent.wait()
