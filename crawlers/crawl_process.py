@@ -76,6 +76,7 @@ def start_extraction_pool(workers: int) -> ProcessPoolExecutor | None:
     """
     if workers < 1:
         return None
+    assert threading.active_count() == 1, "extraction workers must be forked before any thread starts"
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
@@ -89,8 +90,8 @@ def start_extraction_pool(workers: int) -> ProcessPoolExecutor | None:
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     sources = [Source.model_validate(s) for s in job["sources"]]
+    process = CrawlerProcess(job["scrapy"])  # configures logging: the workers log to the crawl's log
     pool = start_extraction_pool(job["scrapy"].get("NEWSMON_EXTRACT_WORKERS", 0))  # before any thread
-    process = CrawlerProcess(job["scrapy"])
     stop_with_parent(process, job["parent_pid"])
     crawler = process.create_crawler(NewsSpider)
     process.crawl(
