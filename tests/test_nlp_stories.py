@@ -149,6 +149,11 @@ def test_pair_scores_count_same_story_decisions() -> None:
     # same-event pairs ab ac bc (ab and bc cross-language); predicted pairs ab, cd.
     assert (found.precision, found.recall, found.cross_recall) == (0.5, 1 / 3, 0.5)
     assert (found.pairs, found.cross_pairs) == (3, 2)
+    # Only the pairs ``keep`` accepts: here those without c (ab same-event and found, none wrong).
+    kept = pair_scores(
+        events, langs, {"a": "s1", "b": "s1", "c": "s2", "d": "s2"}, keep=lambda x, y: "c" not in (x, y)
+    )
+    assert (kept.precision, kept.recall, kept.pairs) == (1.0, 1.0, 1)
 
 
 def test_the_evaluation_clusters_the_held_out_events_of_a_corpus(tmp_path: Path) -> None:
@@ -161,6 +166,10 @@ def test_the_evaluation_clusters_the_held_out_events_of_a_corpus(tmp_path: Path)
         (tmp_path / name).write_bytes((CORPUS_DIR / name).read_bytes())
     report = evaluate(StoryModel.load(), tmp_path)
     pairs, emails = report["pairs"], report["alert_emails"]
+    near, alerts = report["pairs_within_window"], report["alert_pairs"]
     assert report["corpus"]["stories_found"] < report["corpus"]["eval_items"]
+    # The subsets hold fewer same-event pairs; the window's are the ones the model can reach.
+    assert alerts["pairs"] < pairs["pairs"] and near["pairs"] < pairs["pairs"]
+    assert near["recall"] >= pairs["recall"]
     assert pairs["precision"] >= 0.9 and pairs["cross_recall"] > 0.2
     assert emails["emails_per_story"] < emails["emails_per_article"] == emails["alert_reports"]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from itertools import combinations
 from pathlib import Path
 from typing import Annotated, Any
@@ -90,10 +91,18 @@ class PairScores:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in vars(self).items()}
 
 
-def pair_scores(events: dict[str, str], langs: dict[str, str], stories: dict[str, str]) -> PairScores:
-    """Pairwise same-story precision and recall of ``stories`` against ``events`` (both by id)."""
+def pair_scores(
+    events: dict[str, str],
+    langs: dict[str, str],
+    stories: dict[str, str],
+    keep: Callable[[str, str], bool] | None = None,
+) -> PairScores:
+    """Pairwise same-story precision and recall of ``stories`` against ``events`` (both by id);
+    ``keep``: only over the pairs it accepts."""
     tp = fp = fn = cross = cross_found = 0
     for a, b in combinations(sorted(events), 2):
+        if keep is not None and not keep(a, b):
+            continue
         same, predicted = events[a] == events[b], stories[a] == stories[b]
         tp += same and predicted
         fp += predicted and not same
@@ -212,6 +221,8 @@ def evaluate(
     stories = cluster(reports(items, analyzer, progress), model)
     events = {item.id: item.event for item in items}
     langs = {item.id: item.lang for item in items}
+    days = {item.id: date.fromisoformat(item.date).toordinal() for item in items}
+    alerts = {item.id for item in items if item.alert}
     return {
         "corpus": {
             "fingerprint": corpus_fingerprint(corpus),
@@ -221,6 +232,14 @@ def evaluate(
         },
         "model": {"threshold": model.threshold, "window_days": model.window_days},
         "pairs": pair_scores(events, langs, stories).row(),
+        # Where recall is lost: pairs the window can reach, and pairs of two alert reports (the
+        # ones a split costs a second email).
+        "pairs_within_window": pair_scores(
+            events, langs, stories, keep=lambda a, b: abs(days[a] - days[b]) <= model.window_days
+        ).row(),
+        "alert_pairs": pair_scores(
+            events, langs, stories, keep=lambda a, b: a in alerts and b in alerts
+        ).row(),
         "alert_emails": alert_emails(items, stories),
     }
 
@@ -256,6 +275,7 @@ def stories_eval_command(
     """Cluster the evaluation split by date and print same-story pair precision and recall."""
     report = evaluate(StoryModel.load(model), corpus, _say)
     c, p, e = report["corpus"], report["pairs"], report["alert_emails"]
+    w, a = report["pairs_within_window"], report["alert_pairs"]
     typer.echo(
         f"evaluation split: {c['eval_items']} items, {c['eval_events']} events"
         f" -> {c['stories_found']} stories "
@@ -263,6 +283,10 @@ def stories_eval_command(
         f"| pairs | precision | recall | same-event pairs |\n|---|---|---|---|\n"
         f"| all | {p['precision']:.3f} | {p['recall']:.3f} | {p['pairs']} |\n"
         f"| cross-language | | {p['cross_recall']:.3f} | {p['cross_pairs']} |\n"
+        f"| within the window (dates at most {report['model']['window_days']:g} days apart) "
+        f"| {w['precision']:.3f} | {w['recall']:.3f} | {w['pairs']} |\n"
+        f"| both alert reports | {a['precision']:.3f} | {a['recall']:.3f} | {a['pairs']} |\n"
+        f"| both alert reports, cross-language | | {a['cross_recall']:.3f} | {a['cross_pairs']} |\n"
         f"alert emails for the {e['alert_reports']} alert reports on {e['alert_days']} days, "
         "replayed by date: "
         f"one per article {e['emails_per_article']} (a day: mean {e['mean_day_per_article']}, "
