@@ -173,3 +173,12 @@ def test_the_evaluation_clusters_the_held_out_events_of_a_corpus(tmp_path: Path)
     assert near["recall"] >= pairs["recall"]
     assert pairs["precision"] >= 0.9 and pairs["cross_recall"] > 0.2
     assert emails["emails_per_story"] < emails["emails_per_article"] == emails["alert_reports"]
+    assert emails["story_emails_from_labelled_alerts"] == emails["emails_per_story"]
+    # With the shipped heads deciding, most story emails still start from a labelled alert.
+    flagged = report["flagged_alert_emails"]
+    assert flagged["emails_per_story"] < flagged["emails_per_article"]
+    assert (
+        flagged["emails_per_story"] / 2
+        < flagged["story_emails_from_labelled_alerts"]
+        <= flagged["emails_per_story"]
+    )

@@ -18,6 +18,7 @@ from newsmon.nlp.signal import (
     ALERT,
     META_FILE,
     MODEL_DIR,
+    SignalModel,
 )
 from newsmon.nlp.training.signal import (
     CORPUS_DIR,
@@ -127,6 +128,14 @@ def _scores(decisions: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     }
 
 
+def flagged(
+    signal: SignalModel, probs: np.ndarray, langs: Sequence[str], headlines: bool = False
+) -> np.ndarray:
+    """The alert decisions of the shipped heads: each article's probability (``probs``, from
+    ``SignalModel.probabilities``) against its language's threshold."""
+    return probs[:, 0] >= np.array([signal.alert_threshold(lang, headlines) for lang in langs])
+
+
 def evaluate(
     corpus: Path = CORPUS_DIR,
     model: Path = MODEL_DIR,
@@ -138,7 +147,6 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score every backend on the evaluation split (``headlines``: its headlines alone), per
     language and overall."""
-    from newsmon.nlp.signal import SignalModel
     from newsmon.nlp.topics import classify, get_backend
 
     say = progress or (lambda _line: None)
@@ -148,7 +156,7 @@ def evaluate(
     feats = featurize(items, analyzer, say)
     truth = targets(items).astype(bool)
     probs = signal.probabilities(feats.embeddings, feats.cues)
-    alert = probs[:, 0] >= np.array([signal.alert_threshold(lang, headlines) for lang in feats.langs])
+    alert = flagged(signal, probs, feats.langs, headlines)
     topic_thr = np.array([signal.meta["topic_thresholds"][t] for t in TOPICS])
     backends: dict[str, np.ndarray] = {
         "signal": np.column_stack([alert, probs[:, 1:] >= topic_thr]),

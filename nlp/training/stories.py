@@ -25,6 +25,7 @@ import typer
 from newsmon.nlp.encoder import embed
 from newsmon.nlp.entities import entities_of, keywords_of
 from newsmon.nlp.pipeline import Analyzer
+from newsmon.nlp.signal import SignalModel
 from newsmon.nlp.stories import (
     FEATURES,
     MODEL_FILE,
@@ -34,7 +35,15 @@ from newsmon.nlp.stories import (
     pair_features,
     report_of,
 )
-from newsmon.nlp.training.signal import CORPUS_DIR, Progress, SignalItem, corpus_fingerprint, load_corpus
+from newsmon.nlp.training.signal import (
+    CORPUS_DIR,
+    Progress,
+    SignalItem,
+    corpus_fingerprint,
+    featurize,
+    load_corpus,
+)
+from newsmon.nlp.training.signal_eval import flagged
 
 WINDOWS = (7.0, 14.0)  # days tried
 THRESHOLDS = tuple(np.round(np.arange(-1.0, 4.01, 0.25), 2))  # mean logits tried
@@ -186,19 +195,28 @@ def fit(
     return StoryModel(weights, bias, chosen["threshold"], chosen["window_days"], meta)
 
 
-def alert_emails(items: Sequence[SignalItem], stories: dict[str, str]) -> dict[str, Any]:
+def alert_emails(
+    items: Sequence[SignalItem], stories: dict[str, str], flagged: set[str] | None = None
+) -> dict[str, Any]:
     """Immediate alert emails when ``items``' alert reports arrive by date: one per alert report
     (every report its own story, as before: the corpus holds no wire copies) against one per
-    event story; in all, and on an average and the busiest day with alerts."""
-    alerts = sorted((item for item in items if item.alert), key=lambda item: (item.date, item.id))
+    event story; in all, and on an average and the busiest day with alerts. The alert reports
+    are the labelled ones, or with ``flagged`` the ids a model flagged; then the count of story
+    emails whose first report is a labelled alert says how many of them an analyst needed."""
+    alerts = sorted(
+        (item for item in items if (item.id in flagged if flagged is not None else item.alert)),
+        key=lambda item: (item.date, item.id),
+    )
     per_article: dict[str, int] = defaultdict(int)
     per_story: dict[str, int] = defaultdict(int)
     mailed: set[str] = set()
+    needed = 0
     for item in alerts:
         per_article[item.date] += 1
         if stories[item.id] not in mailed:
             mailed.add(stories[item.id])
             per_story[item.date] += 1
+            needed += item.alert
     days = max(1, len(per_article))
     return {
         "alert_reports": len(alerts),
@@ -209,6 +227,7 @@ def alert_emails(items: Sequence[SignalItem], stories: dict[str, str]) -> dict[s
         "mean_day_per_story": round(len(mailed) / days, 2),
         "max_day_per_article": max(per_article.values(), default=0),
         "max_day_per_story": max(per_story.values(), default=0),
+        "story_emails_from_labelled_alerts": needed,
     }
 
 
@@ -219,6 +238,10 @@ def evaluate(
     items = [item for item in load_corpus(corpus) if item.holdout]
     analyzer = Analyzer(topic_backend="rules", relevance_model=None, signal=None, stories=None)
     stories = cluster(reports(items, analyzer, progress), model)
+    # What analysts would get: the shipped alert heads decide which reports alert.
+    signal = SignalModel()
+    feats = featurize(items, analyzer, progress)
+    flags = flagged(signal, signal.probabilities(feats.embeddings, feats.cues), feats.langs)
     events = {item.id: item.event for item in items}
     langs = {item.id: item.lang for item in items}
     days = {item.id: date.fromisoformat(item.date).toordinal() for item in items}
@@ -241,6 +264,9 @@ def evaluate(
             events, langs, stories, keep=lambda a, b: a in alerts and b in alerts
         ).row(),
         "alert_emails": alert_emails(items, stories),
+        "flagged_alert_emails": alert_emails(
+            items, stories, {item.id for item, flag in zip(items, flags, strict=True) if flag}
+        ),
     }
 
 
@@ -275,7 +301,7 @@ def stories_eval_command(
     """Cluster the evaluation split by date and print same-story pair precision and recall."""
     report = evaluate(StoryModel.load(model), corpus, _say)
     c, p, e = report["corpus"], report["pairs"], report["alert_emails"]
-    w, a = report["pairs_within_window"], report["alert_pairs"]
+    w, a, f = report["pairs_within_window"], report["alert_pairs"], report["flagged_alert_emails"]
     typer.echo(
         f"evaluation split: {c['eval_items']} items, {c['eval_events']} events"
         f" -> {c['stories_found']} stories "
@@ -291,5 +317,8 @@ def stories_eval_command(
         "replayed by date: "
         f"one per article {e['emails_per_article']} (a day: mean {e['mean_day_per_article']}, "
         f"max {e['max_day_per_article']}), one per event story {e['emails_per_story']} "
-        f"(mean {e['mean_day_per_story']}, max {e['max_day_per_story']})"
+        f"(mean {e['mean_day_per_story']}, max {e['max_day_per_story']})\n"
+        f"the same replay with the shipped alert heads deciding: {f['alert_reports']} reports flagged, "
+        f"{f['emails_per_story']} story emails (one per article {f['emails_per_article']}), "
+        f"{f['story_emails_from_labelled_alerts']} of them first reports that are labelled alerts"
     )
