@@ -64,6 +64,27 @@ def test_traditional_chinese_meets_the_same_cues_as_simplified(analyzer: Analyze
     assert analyzer.alerts.decide(hant).evidence == analyzer.alerts.decide(hans).evidence
 
 
+def test_a_second_annotators_labels_are_compared_per_language(tmp_path: Path) -> None:
+    """The shipped second-annotator sample names training items only; agreement and kappa are
+    computed from it, and a label file naming no corpus item is an error naming its line."""
+    from newsmon.errors import NewsmonError
+    from newsmon.nlp.training.signal import load_corpus
+    from newsmon.nlp.training.signal_eval import SECOND_ANNOTATOR, annotator_agreement
+
+    held = {item.id for item in load_corpus() if item.holdout}
+    sample = [line.split("\t")[0] for line in SECOND_ANNOTATOR.read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(sample) == 240 and not held & set(sample)
+    rows = annotator_agreement()
+    assert [rows[lang]["items"] for lang in ("ko", "zh", "en", "all")] == [60, 120, 60, 240]
+    for r in rows.values():
+        disagreed = r["corpus_1_second_0"] + r["corpus_0_second_1"]
+        assert r["agreement"] == round(1 - disagreed / r["items"], 3) and -1 <= r["kappa"] <= r["agreement"]
+    bad = tmp_path / "labels.tsv"
+    bad.write_text("id\talert\twhy\nno-such-item\t1\tx\n", encoding="utf-8")
+    with pytest.raises(NewsmonError, match=r"labels\.tsv:2"):
+        annotator_agreement(second=bad)
+
+
 def test_recall_threshold_keeps_the_target_share_of_positives() -> None:
     import numpy as np
 

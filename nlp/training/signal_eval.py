@@ -222,6 +222,43 @@ def table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------ label agreement
+
+# A second annotator's alert labels for a random sample of training items (nlp/data/README.md).
+SECOND_ANNOTATOR = CORPUS_DIR / "agreement" / "second_annotator.tsv"
+
+
+def annotator_agreement(
+    corpus: Path = CORPUS_DIR, second: Path = SECOND_ANNOTATOR
+) -> dict[str, dict[str, Any]]:
+    """The corpus's alert labels against a second annotator's (a TSV of id, alert, why: labels
+    given from the guide's alert section and each item's headline and text alone), per language
+    and overall: items, share agreed, Cohen's kappa, and the disagreements each way."""
+    from sklearn.metrics import cohen_kappa_score
+
+    items = {item.id: item for item in load_corpus(corpus)}
+    pairs: list[tuple[str, int, int]] = []
+    for number, line in enumerate(second.read_text(encoding="utf-8").splitlines()[1:], start=2):
+        item_id, label, *_ = [*line.split("\t"), ""]
+        if item_id not in items or label not in ("0", "1"):
+            raise NewsmonError(f"{second.name}:{number}: unknown item or label not 0/1")
+        pairs.append((items[item_id].lang, int(items[item_id].alert), int(label)))
+    out: dict[str, dict[str, Any]] = {}
+    for lang in (*LANGS, "all"):
+        chosen = [(a, b) for g, a, b in pairs if lang in (g, "all")]
+        if not chosen:
+            continue
+        ours, theirs = zip(*chosen, strict=True)
+        out[lang] = {
+            "items": len(chosen),
+            "agreement": round(float(np.mean(np.equal(ours, theirs))), 3),
+            "kappa": round(float(cohen_kappa_score(ours, theirs)), 3),
+            "corpus_1_second_0": sum(a > b for a, b in chosen),
+            "corpus_0_second_1": sum(a < b for a, b in chosen),
+        }
+    return out
+
+
 # ------------------------------------------------------------------------------ command line
 
 
@@ -277,3 +314,21 @@ def eval_command(
     for variant, report in reports.items():
         typer.echo(f"## {'headline and text' if variant == 'full' else 'headlines only'}\n")
         typer.echo("\n".join(table(report)))
+
+
+@signal_app.command("agreement")
+def agreement_command(
+    corpus: Annotated[Path, typer.Option(help="Folder of the corpus's JSONL files.")] = CORPUS_DIR,
+    second: Annotated[
+        Path, typer.Option(help="The second annotator's labels (id, alert, why).")
+    ] = SECOND_ANNOTATOR,
+) -> None:
+    """How far a second annotator's alert labels agree with the corpus's, per language."""
+    rows = annotator_agreement(corpus, second)
+    typer.echo("| | items | agreement | Cohen's kappa | corpus 1, second 0 | corpus 0, second 1 |")
+    typer.echo("|---|---|---|---|---|---|")
+    for lang, r in rows.items():
+        typer.echo(
+            f"| {lang} | {r['items']} | {r['agreement']:.3f} | {r['kappa']:.3f} | "
+            f"{r['corpus_1_second_0']} | {r['corpus_0_second_1']} |"
+        )
