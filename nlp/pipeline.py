@@ -26,7 +26,7 @@ from newsmon.nlp.encoder import embed, lead_of
 from newsmon.nlp.entities import entities_of, keywords_of
 from newsmon.nlp.lang import detect_lang, to_simplified
 from newsmon.nlp.lexicon import data_fingerprint
-from newsmon.nlp.signal import META_FILE, Signal, SignalModel, cue_vector
+from newsmon.nlp.signal import META_FILE, Signal, SignalModel, cue_vector, lexical_text
 from newsmon.nlp.signal import MODEL_DIR as SIGNAL_MODEL_DIR
 from newsmon.nlp.stories import MODEL_FILE as STORY_MODEL_FILE
 from newsmon.nlp.stories import EventStories, report_of
@@ -57,6 +57,11 @@ class Prepared:
     # What the sentence encoder reads (Chinese in simplified characters).
     titles: list[str]
     leads: list[str]
+
+    @property
+    def lexical_texts(self) -> list[str]:
+        """What the alert's lexical head reads, per article."""
+        return [lexical_text(title, lead) for title, lead in zip(self.titles, self.leads, strict=True)]
 
 
 class RelevanceModel(Protocol):
@@ -201,7 +206,9 @@ class Analyzer:
         if embeddings is None:
             embeddings = embed(prepared.titles, prepared.leads)
         headline_only = [not a.text.strip() for a in prepared.articles]
-        return self.signal.score(embeddings, cues.reshape(len(langs), -1), langs, headline_only)
+        return self.signal.score(
+            embeddings, cues.reshape(len(langs), -1), prepared.lexical_texts, langs, headline_only
+        )
 
     def analyze_batch(self, articles: list[Article]) -> list[Article]:
         prepared = self.prepare(articles)

@@ -6,7 +6,10 @@ decision: an RBF-kernel SVM whose margin is Platt-scaled to a probability. On th
 folds the kernel heads beat logistic ones over the same features (alert precision at recall
 0.95: ko 0.88 / zh 0.73 / en 0.87 against 0.84 / 0.65 / 0.82; topic macro-F1 0.82 / 0.82 /
 0.85 against 0.77 / 0.78 / 0.83): a reaction or an explainer restates an action's facts,
-and only a combination of framing and content tells them apart. The heads, their
+and only a combination of framing and content tells them apart. The alert's margin also gets a
+second member, a logistic head over the headline's and lead's character n-grams
+(``LexicalHead``): the embeddings say what an article is about, its surface words also how it
+frames it (回应, 解读, 拟, 股价 ...). The heads, their
 per-language alert thresholds and per-topic thresholds are trained and chosen by
 ``newsmon signal train`` on the event-disjoint training split of the signal corpus
 (nlp/data/signal) and shipped in nlp/models/signal; nothing is fitted at run time. Each
@@ -93,8 +96,11 @@ class KernelHeads:
         squared -= 2.0 * xs @ self.support.T
         return np.exp(-self.gamma * np.maximum(squared, 0.0)) @ self.duals.T + self.intercepts
 
-    def probabilities(self, xs: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * self.margins(xs) + self.platt[:, 1])))
+    def probabilities(self, xs: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Per label, P = Platt(margin); ``extra``: (rows, labels) margins of other members, added
+        before the scaling."""
+        margins = self.margins(xs) if extra is None else self.margins(xs) + extra
+        return 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * margins + self.platt[:, 1])))
 
 
 def load_kernel_heads(heads: Any) -> KernelHeads:
@@ -104,6 +110,53 @@ def load_kernel_heads(heads: Any) -> KernelHeads:
         intercepts=heads["kernel_intercepts"].astype(np.float32),
         gamma=float(heads["kernel_gamma"]),
         platt=heads["kernel_platt"].astype(np.float32),
+    )
+
+
+def lexical_text(title: str, lead: str) -> str:
+    """What the lexical head reads: the encoder's headline and lead (Chinese simplified)."""
+    return f"{title}\n{lead}"
+
+
+# TF-IDF over character 1-3-grams within words: no tokenizer, so one vocabulary serves Korean,
+# Chinese and English alike.
+LEXICAL_NGRAMS = (1, 3)
+
+
+@dataclass(frozen=True)
+class LexicalHead:
+    """A logistic head over TF-IDF character n-grams of ``lexical_text``. Its margin, times
+    ``weight``, is added to the alert SVM's margin before the Platt scaling, which was fitted on
+    that sum."""
+
+    vocabulary: list[str]
+    idf: np.ndarray
+    coef: np.ndarray  # (vocabulary,)
+    bias: float
+    weight: float
+
+    @cached_property
+    def _vectorizer(self) -> Any:
+        vectorizer = lexical_vectorizer(vocabulary=self.vocabulary)
+        vectorizer.idf_ = self.idf
+        return vectorizer
+
+    def margins(self, texts: Sequence[str]) -> np.ndarray:
+        return self.weight * (self._vectorizer.transform(list(texts)) @ self.coef + self.bias)
+
+
+def lexical_vectorizer(vocabulary: Sequence[str] | None = None, min_df: int = 1) -> Any:
+    """The lexical head's TF-IDF vectorizer: fitted by training, or fixed to a shipped
+    ``vocabulary``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=LEXICAL_NGRAMS,
+        sublinear_tf=True,
+        min_df=min_df,
+        vocabulary=None if vocabulary is None else list(vocabulary),
+        dtype=np.float32,
     )
 
 
@@ -147,6 +200,17 @@ class SignalModel:
             else None
         )
         self.labels: list[str] = self.meta["labels"]  # "alert" first, then the topics
+        self.lexical: LexicalHead | None = (
+            LexicalHead(
+                vocabulary=[str(term) for term in heads["lexical_vocabulary"]],
+                idf=heads["lexical_idf"].astype(np.float32),
+                coef=heads["lexical_coef"].astype(np.float32),
+                bias=float(heads["lexical_bias"]),
+                weight=float(heads["lexical_weight"]),
+            )
+            if "lexical_coef" in heads.files
+            else None
+        )
 
     @cached_property
     def _neighbours(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -157,11 +221,15 @@ class SignalModel:
     def cue_names(self) -> list[str]:
         return self.meta["features"]["cues"]
 
-    def probabilities(self, embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
-        """(articles, labels) probabilities for feature rows [embedding | cues]: the alert's
-        first, then each topic's."""
+    def probabilities(self, embeddings: np.ndarray, cues: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """(articles, labels) probabilities for feature rows [embedding | cues] and each article's
+        ``lexical_text``: the alert's first, then each topic's."""
         x = ((np.hstack([embeddings, cues]) - self.mean) / self.scale).astype(np.float32)
-        return self.heads.probabilities(x)
+        if self.lexical is None:
+            return self.heads.probabilities(x)
+        extra = np.zeros((len(x), len(self.labels)), dtype=np.float32)
+        extra[:, 0] = self.lexical.margins(texts)
+        return self.heads.probabilities(x, extra)
 
     def relevance(self, headlines: np.ndarray) -> np.ndarray | None:
         """P(tech news) per headline embedding (``headline_part``), or None without a relevance
@@ -183,11 +251,12 @@ class SignalModel:
         self,
         embeddings: np.ndarray,
         cues: np.ndarray,
+        texts: Sequence[str],
         langs: Sequence[str | None],
         headline_only: Sequence[bool] | None = None,
     ) -> list[Signal]:
         bare = headline_only or [False] * len(langs)
-        probs = self.probabilities(embeddings, cues)
+        probs = self.probabilities(embeddings, cues, texts)
         relevance = self.relevance(headline_part(embeddings))
         stored, items = self._neighbours
         similar = headline_part(embeddings) @ stored.T

@@ -102,6 +102,29 @@ def test_shipped_heads_were_trained_on_this_corpus() -> None:
     assert not held & {n["url"] for n in meta["neighbours"]}  # no evaluation item is shipped as evidence
 
 
+def test_the_alert_also_reads_the_articles_words() -> None:
+    """The shipped alert has a lexical member: with the embedding and cues held fixed, the
+    words alone move the alert's probability (a reaction's framing lowers it); the topics'
+    probabilities do not read them."""
+    import numpy as np
+
+    from newsmon.nlp.signal import lexical_text
+
+    model = SignalModel()
+    assert model.lexical is not None and model.meta["heads"]["alert_lexical_member"]["weight"] > 0
+    embeddings = np.zeros((2, model.mean.shape[0] - len(model.cue_names)), dtype=np.float32)
+    cues = np.zeros((2, len(model.cue_names)), dtype=np.float32)
+    action = lexical_text(
+        "美国商务部将12家中国企业列入实体清单", "美国商务部周二宣布，将12家中国企业列入实体清单。"
+    )
+    reaction = lexical_text(
+        "商务部回应：坚决反对美方滥用出口管制", "商务部新闻发言人表示坚决反对，敦促美方纠正。"
+    )
+    probs = model.probabilities(embeddings, cues, [action, reaction])
+    assert probs[0, 0] > probs[1, 0]
+    assert probs[0, 1:] == pytest.approx(probs[1, 1:])
+
+
 def test_recorded_evaluation_is_what_the_shipped_heads_score(analyzer: Analyzer) -> None:
     """The README's tables come from nlp/models/signal/eval.json; this recomputes them."""
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["full"]
@@ -150,7 +173,7 @@ def test_training_uses_the_training_split_only(tmp_path: Path, analyzer: Analyze
     from newsmon.nlp.training.signal import featurize
 
     feats = featurize(load_corpus(corpus)[:20], analyzer)
-    probs = model.probabilities(feats.embeddings, feats.cues)
+    probs = model.probabilities(feats.embeddings, feats.cues, feats.texts)
     assert probs.shape == (20, 7) and ((probs >= 0) & (probs <= 1)).all()
     shutil.rmtree(tmp_path / "heads")
 

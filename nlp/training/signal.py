@@ -31,9 +31,11 @@ from newsmon.nlp.signal import (
     MODEL_DIR,
     NEIGHBOURS_FILE,
     KernelHeads,
+    LexicalHead,
     cue_names,
     cue_vector,
     headline_part,
+    lexical_vectorizer,
 )
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "signal"
@@ -171,6 +173,11 @@ class Features:
     def matrix(self) -> np.ndarray:
         return np.hstack([self.embeddings, self.cues])
 
+    @property
+    def texts(self) -> list[str]:
+        """Each item's ``lexical_text``."""
+        return [text for prepared in self.batches for text in prepared.lexical_texts]
+
 
 def _encode_once(
     texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray], memo: dict[str, np.ndarray]
@@ -286,45 +293,106 @@ def _out_of_fold_margins(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c:
     return margins
 
 
+def alert_quality(margins: np.ndarray, truth: np.ndarray, langs: np.ndarray) -> float:
+    """What the alert's choices maximise: the mean per-language precision at the recall target."""
+    by_lang = [
+        precision_at_recall(margins[langs == g], truth[langs == g], ALERT_RECALL_TARGET) for g in LANGS
+    ]
+    return float(np.mean(by_lang))
+
+
+def calibrate(margins: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, a Platt scaling fitted on its out-of-fold margins (so a probability is
+    calibrated on events its heads never saw): the (labels, 2) scalings and the out-of-fold
+    probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = [
+        LogisticRegression(C=1e4, max_iter=1000).fit(margins[:, [j]], y[:, j]) for j in range(y.shape[1])
+    ]
+    platt = np.array([[f.coef_[0, 0], f.intercept_[0]] for f in fitted], dtype=np.float32)
+    return platt, np.column_stack([f.predict_proba(margins[:, [j]])[:, 1] for j, f in enumerate(fitted)])
+
+
 def fit_kernel_heads(
     xs: np.ndarray, y: np.ndarray, groups: Sequence[str], langs: np.ndarray, say: Progress
 ) -> tuple[KernelHeads, np.ndarray, dict[str, float]]:
-    """One SVM per column of ``y`` (the alert, then each topic), its out-of-fold probabilities
-    and its C. C is chosen on event-grouped folds: for the alert, the best mean per-language
-    precision at the recall target; for a topic, the best F1. Each Platt scaling is fitted on
-    the out-of-fold margins, so a probability is calibrated on events its SVM never saw."""
-    from sklearn.linear_model import LogisticRegression
+    """One SVM per column of ``y`` (the alert, then each topic), its out-of-fold margins and its
+    C. C is chosen on event-grouped folds: for the alert, ``alert_quality``; for a topic, the
+    best F1. The heads' Platt scalings are ``calibrate``'s on those margins."""
 
     def quality(label: str, margins: np.ndarray, truth: np.ndarray) -> float:
         if label == ALERT:
-            by_lang = [
-                precision_at_recall(margins[langs == g], truth[langs == g], ALERT_RECALL_TARGET)
-                for g in LANGS
-            ]
-            return float(np.mean(by_lang))
+            return alert_quality(margins, truth, langs)
         return prf(margins >= f1_threshold(margins, truth), truth)[2]
 
     svms, oof, chosen = [], np.zeros(y.shape), {}
     for j, label in enumerate([ALERT, *TOPICS]):
         tried = {c: _out_of_fold_margins(xs, y[:, j], groups, c) for c in MARGIN_PENALTIES}
         c = max(tried, key=lambda c: quality(label, tried[c], y[:, j]))
-        platt = LogisticRegression(C=1e4, max_iter=1000).fit(tried[c][:, None], y[:, j])
-        oof[:, j] = platt.predict_proba(tried[c][:, None])[:, 1]
-        svms.append((_kernel_fit(xs, y[:, j], c), platt))
+        oof[:, j] = tried[c]
+        svms.append(_kernel_fit(xs, y[:, j], c))
         chosen[label] = c
         say(f"head {label}: RBF SVM C={c}, out-of-fold quality {quality(label, tried[c], y[:, j]):.3f}")
-    used = np.unique(np.concatenate([svm.support_ for svm, _ in svms]))
+    used = np.unique(np.concatenate([svm.support_ for svm in svms]))
     duals = np.zeros((len(svms), len(used)), dtype=np.float32)
-    for j, (svm, _) in enumerate(svms):
+    for j, svm in enumerate(svms):
         duals[j, np.searchsorted(used, svm.support_)] = svm.dual_coef_[0]
     heads = KernelHeads(
         support=xs[used].astype(np.float32),
         duals=duals,
-        intercepts=np.array([svm.intercept_[0] for svm, _ in svms], dtype=np.float32),
-        gamma=float(svms[0][0].gamma),
-        platt=np.array([[p.coef_[0, 0], p.intercept_[0]] for _, p in svms], dtype=np.float32),
+        intercepts=np.array([svm.intercept_[0] for svm in svms], dtype=np.float32),
+        gamma=float(svms[0].gamma),
+        platt=calibrate(oof, y)[0],
     )
     return heads, oof, chosen
+
+
+# The lexical member's weight, in units of the alert SVM's out-of-fold margin spread over the
+# lexical head's: tried on the training folds, 0 meaning no member. Its L2 strength is fixed.
+LEXICAL_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+LEXICAL_C = 3.0
+
+
+def _lexical_fit(texts: Sequence[str], y: np.ndarray, min_df: int = 2) -> tuple[Any, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = lexical_vectorizer(min_df=min_df)
+    rows = vectorizer.fit_transform(list(texts))
+    return vectorizer, LogisticRegression(C=LEXICAL_C, max_iter=3000, class_weight="balanced").fit(rows, y)
+
+
+def fit_lexical_alert(
+    texts: Sequence[str],
+    y: np.ndarray,
+    groups: Sequence[str],
+    svm_margins: np.ndarray,
+    langs: np.ndarray,
+    say: Progress,
+) -> tuple[LexicalHead | None, np.ndarray]:
+    """The alert's lexical member (None where weight 0 does best) and the alert's out-of-fold
+    margins with it. Its out-of-fold margins come from the SVM's event-grouped folds, each with
+    a vocabulary of that fold's training rows; its weight is the one of best ``alert_quality``."""
+    lexical = np.zeros(len(y))
+    for train, test in _folds(np.arange(len(y)), y, groups):
+        vectorizer, head = _lexical_fit([texts[i] for i in train], y[train])
+        lexical[test] = head.decision_function(vectorizer.transform([texts[i] for i in test]))
+    ratio = float(svm_margins.std() / lexical.std())
+    tried = {w: svm_margins + w * ratio * lexical for w in LEXICAL_WEIGHTS}
+    qualities = {w: alert_quality(m, y, langs) for w, m in tried.items()}
+    weight = max(qualities, key=lambda w: qualities[w])
+    say(f"alert lexical member: out-of-fold quality by weight {qualities}; weight {weight}")
+    if not weight:
+        return None, svm_margins
+    vectorizer, head = _lexical_fit(texts, y)
+    member = LexicalHead(
+        vocabulary=[str(t) for t in vectorizer.get_feature_names_out()],
+        idf=vectorizer.idf_.astype(np.float32),
+        coef=head.coef_[0].astype(np.float32),
+        bias=float(head.intercept_[0]),
+        weight=weight * ratio,
+    )
+    return member, tried[weight]
 
 
 @dataclass(frozen=True)
@@ -434,7 +502,10 @@ def train(
     y = targets(rows)
     groups = [item.event for item in rows]
     langs = np.array(feats.langs)
-    heads, oof, chosen_c = fit_kernel_heads(xs, y, groups, langs, say)
+    heads, margins, chosen_c = fit_kernel_heads(xs, y, groups, langs, say)
+    lexical, margins[:, 0] = fit_lexical_alert(feats.texts, y[:, 0], groups, margins[:, 0], langs, say)
+    platt, oof = calibrate(margins, y)
+    heads = replace(heads, platt=platt)
     # Full items and headline-only rows get thresholds of their own: a bare headline scores
     # lower, and one threshold for both would spend the full items' precision on it.
     bare = np.array([not row.text for row in rows])
@@ -461,6 +532,17 @@ def train(
             if relevance
             else {}
         ),
+        **(
+            {
+                "lexical_vocabulary": np.array(lexical.vocabulary),
+                "lexical_idf": lexical.idf,
+                "lexical_coef": lexical.coef,
+                "lexical_bias": np.float32(lexical.bias),
+                "lexical_weight": np.float32(lexical.weight),
+            }
+            if lexical
+            else {}
+        ),
     )
     full_texts = feats.embeddings[: len(items)]
     np.savez_compressed(out / NEIGHBOURS_FILE, embeddings=headline_part(full_texts).astype(np.float16))
@@ -476,7 +558,13 @@ def train(
         "alert_recall_target": ALERT_RECALL_TARGET,
         "topic_thresholds": {k: round(v, 4) for k, v in topic_thresholds.items()},
         "regularisation": chosen_c,
-        "heads": {"kind": "rbf-svm", "support_vectors": len(heads.support)},
+        "heads": {
+            "kind": "rbf-svm",
+            "support_vectors": len(heads.support),
+            "alert_lexical_member": None
+            if lexical is None
+            else {"ngrams": len(lexical.vocabulary), "weight": round(lexical.weight, 4)},
+        },
         "corpus": {
             "fingerprint": corpus_fingerprint(corpus),
             "training_items": len(items),

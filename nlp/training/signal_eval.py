@@ -155,7 +155,7 @@ def evaluate(
     analyzer = analyzer or Analyzer(topic_backend="rules", relevance_model=None, signal=None)
     feats = featurize(items, analyzer, say)
     truth = targets(items).astype(bool)
-    probs = signal.probabilities(feats.embeddings, feats.cues)
+    probs = signal.probabilities(feats.embeddings, feats.cues, feats.texts)
     alert = flagged(signal, probs, feats.langs, headlines)
     topic_thr = np.array([signal.meta["topic_thresholds"][t] for t in TOPICS])
     backends: dict[str, np.ndarray] = {

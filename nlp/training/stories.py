@@ -241,7 +241,7 @@ def evaluate(
     # What analysts would get: the shipped alert heads decide which reports alert.
     signal = SignalModel()
     feats = featurize(items, analyzer, progress)
-    flags = flagged(signal, signal.probabilities(feats.embeddings, feats.cues), feats.langs)
+    flags = flagged(signal, signal.probabilities(feats.embeddings, feats.cues, feats.texts), feats.langs)
     events = {item.id: item.event for item in items}
     langs = {item.id: item.lang for item in items}
     days = {item.id: date.fromisoformat(item.date).toordinal() for item in items}
