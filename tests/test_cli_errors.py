@@ -54,6 +54,7 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
         {2},
     ),
     "signal stories": (["signal", "stories", "--model", "{tmp}/no-stories.json"], {2}),
+    "signal agreement": (["signal", "agreement", "--second", "{tmp}/no-labels.tsv"], {2}),
     "state upgrade": (["state", "upgrade"], {2}),  # NEWSMON_STATE_URL unset: nothing to migrate
     "state import": (["state", "import"], {2}),  # NEWSMON_STATE_URL unset: nowhere to import to
 }

@@ -236,6 +236,8 @@ def annotator_agreement(
     and overall: items, share agreed, Cohen's kappa, and the disagreements each way."""
     from sklearn.metrics import cohen_kappa_score
 
+    if not second.is_file():
+        raise NewsmonError(f"no second annotator's labels at {second}")
     items = {item.id: item for item in load_corpus(corpus)}
     pairs: list[tuple[str, int, int]] = []
     for number, line in enumerate(second.read_text(encoding="utf-8").splitlines()[1:], start=2):
