@@ -224,6 +224,46 @@ def test_recorded_relevance_figures_hold_on_a_held_out_set() -> None:
     )
 
 
+def test_everyday_negatives_come_from_training_splits_only() -> None:
+    """The everyday headlines added as negatives: training splits only, classes outside the
+    taxonomy, no held-out or excluded word, unlabelled, bounded per set and the same every run."""
+    from newsmon.nlp.training.data import GENERAL_CATEGORIES, labelled_headlines, text_key
+    from newsmon.nlp.training.devset import shared_data_dir
+    from newsmon.nlp.training.signal import GENERAL_EXCLUDED, GENERAL_PER_SOURCE, general_headlines
+
+    shared = shared_data_dir()
+    if not (shared / "klue_ynat_ko").is_dir():
+        pytest.skip(f"no shared headline sets under {shared}")
+    items = general_headlines(shared)
+    rows = list(labelled_headlines(shared))
+    held = {text_key(r[4]) for r in rows if r[0] == "heldout"}
+    classes: dict[str, set[str]] = {}
+    for split, _source, _lang, category, text in rows:
+        if split == "train":
+            classes.setdefault(text_key(text), set()).add(category)
+    keys = [text_key(item.title) for item in items]
+    assert len(set(keys)) == len(keys) and not held & set(keys)
+    assert all(classes[k] <= GENERAL_CATEGORIES for k in keys)
+    assert not any(word in k for k in keys for word in GENERAL_EXCLUDED)
+    assert all(not item.alert and not item.topics and not item.text for item in items)
+    assert max(Counter(item.url for item in items).values()) <= GENERAL_PER_SOURCE
+    assert general_headlines(shared) == items
+
+
+def test_recorded_alert_rate_on_everyday_headlines_holds() -> None:
+    """The alert's flags on TNEWS's held-out headlines (eval.json, in the README) recomputed."""
+    from newsmon.nlp.training.devset import shared_data_dir
+    from newsmon.nlp.training.signal_eval import heldout_flag_rates
+
+    shared = shared_data_dir()
+    if not (shared / "tnews_fewclue_zh").is_dir():
+        pytest.skip(f"no TNEWS under {shared}")
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["shared_heldout_flagged"]["tnews"]
+    fresh = heldout_flag_rates(shared, sources=("tnews",))["tnews"]
+    assert fresh["headlines"] == recorded["headlines"]
+    assert fresh["flagged"] == pytest.approx(recorded["flagged"], abs=1)
+
+
 def test_a_headline_only_item_is_held_to_the_headline_threshold() -> None:
     """A bare headline scores lower than the same report with its text, so it has a threshold of
     its own (chosen on the headline-only training rows); the analyzer picks it by the text."""

@@ -105,8 +105,21 @@ class RelevanceDataStats:
     dropped_overlap: int = 0
 
 
-def relevance_rows(shared_dir: Path) -> Iterator[tuple[str, str, str, str, str]]:
-    """(split, source, lang, label, text) for every labelled headline we use."""
+# The shared sets' classes that are tech news (the relevance label), and those the topic taxonomy
+# has nothing to say about (no AI, chips, compute, funding, trade or export controls).
+TECH_CATEGORIES = frozenset({"IT과학", "science", "news_tech"})
+GENERAL_CATEGORIES = frozenset(
+    {
+        *("사회", "생활문화", "스포츠"),
+        *("realty", "education", "society", "sports", "entertainment"),
+        *("news_story", "news_culture", "news_entertainment", "news_sports", "news_house"),
+        *("news_edu", "news_travel", "news_agriculture"),
+    }
+)
+
+
+def labelled_headlines(shared_dir: Path) -> Iterator[tuple[str, str, str, str, str]]:
+    """(split, source, lang, class, text) for every labelled headline we use."""
     # KLUE YNAT: only the official train split is in ../shared (its dev is kept aside
     # there), so a fixed hash-based 10% of it is our held-out set.
     ynat = shared_dir / "klue_ynat_ko" / "ynat_train.tsv"
@@ -120,7 +133,7 @@ def relevance_rows(shared_dir: Path) -> Iterator[tuple[str, str, str, str, str]]
                 continue
             text = row[1].strip()
             split = "heldout" if _split_hash(text) < 10 else "train"
-            yield split, "klue_ynat", "ko", TECH if row[0] == "IT과학" else OTHER, text
+            yield split, "klue_ynat", "ko", row[0], text
 
     # THUCNews titles: train.txt/test.txt are not in ../shared, so 20% of dev.txt is held out.
     thuc = shared_dir / "thucnews_titles_zh"
@@ -132,7 +145,7 @@ def relevance_rows(shared_dir: Path) -> Iterator[tuple[str, str, str, str, str]]
             text, _, idx = line.rstrip("\n").rpartition("\t")
             text = text.strip()
             split = "heldout" if _split_hash(text) < 20 else "train"
-            yield split, "thucnews", "zh", TECH if classes[int(idx)] == "science" else OTHER, text
+            yield split, "thucnews", "zh", classes[int(idx)], text
 
     # TNEWS (FewCLUE): its own split — train_few_all for training, dev_few_all held out.
     tnews = shared_dir / "tnews_fewclue_zh"
@@ -141,13 +154,18 @@ def relevance_rows(shared_dir: Path) -> Iterator[tuple[str, str, str, str, str]]
             for line in fh:
                 if line.strip():
                     row = json.loads(line)
-                    label = TECH if row["label_desc"] == "news_tech" else OTHER
-                    yield split, "tnews", "zh", label, row["sentence"].strip()
+                    yield split, "tnews", "zh", row["label_desc"], row["sentence"].strip()
 
     # Naver IT/science news (50 articles, all positive): an out-of-domain recall check only.
     for path in sorted((shared_dir / "sci_news_sum_kr50" / "data").glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
-        yield "heldout", "sci_news_kr50", "ko", TECH, doc["title"].strip()
+        yield "heldout", "sci_news_kr50", "ko", "IT과학", doc["title"].strip()
+
+
+def relevance_rows(shared_dir: Path) -> Iterator[tuple[str, str, str, str, str]]:
+    """(split, source, lang, label, text): ``labelled_headlines`` as tech news or not."""
+    for split, source, lang, category, text in labelled_headlines(shared_dir):
+        yield split, source, lang, TECH if category in TECH_CATEGORIES else OTHER, text
 
 
 def build_relevance_dataset(

@@ -151,6 +151,63 @@ def shared_headlines(shared: Path) -> list[SignalItem]:
     ]
 
 
+# Everyday news as negatives for every head (``general_headlines``): this many per shared set
+# at most, drawn with this seed. Headlines with any of these words could touch the taxonomy
+# after all, and are left out rather than guessed.
+GENERAL_PER_SOURCE = 1000
+GENERAL_SEED = 7
+GENERAL_EXCLUDED = (
+    *("수출", "수입", "반도체", "칩", "유출", "제재", "통제", "규제", "인공지능", "데이터센터", "화웨이"),
+    *("희토류", "기술", "出口", "进口", "管制", "制裁", "芯片", "半导体", "人工智能", "数据中心", "华为"),
+    *("中兴", "技术", "稀土", "禁运", "ai", "export", "chip"),
+)
+
+
+def general_headlines(shared: Path) -> list[SignalItem]:
+    """Real everyday headlines from the training splits of the shared headline sets (KLUE YNAT,
+    THUCNews, TNEWS), in the classes the taxonomy has nothing to say about (society, culture,
+    sports, education, housing, entertainment), as negatives for every head. The corpus's
+    negatives all sit next to its topics; without these the heads flagged arrests, bans and
+    published lists of any kind (on the training folds, such headlines were never seen). No
+    held-out headline and none of the dev sets' is used."""
+    import random
+
+    from newsmon.nlp.training.data import GENERAL_CATEGORIES, labelled_headlines, text_key
+    from newsmon.nlp.training.devset import TOPIC_TRAINSET, load_alert_devset, load_topic_devset
+
+    rows = list(labelled_headlines(shared))
+    known = {text_key(r[4]) for r in rows if r[0] == "heldout"}
+    known |= {text_key(i.doc.title) for i in load_alert_devset(shared)}
+    known |= {text_key(i.doc.title) for i in load_topic_devset(shared)}
+    known |= {text_key(i.doc.title) for i in load_topic_devset(shared, TOPIC_TRAINSET)}
+    by_source: dict[str, list[tuple[str, str]]] = {}
+    for split, source, lang, category, text in rows:
+        key = text_key(text)
+        if split == "train" and category in GENERAL_CATEGORIES and key not in known and lang in LANGS:
+            if not any(word in key for word in GENERAL_EXCLUDED):
+                known.add(key)
+                by_source.setdefault(source, []).append((lang, text))
+    rng = random.Random(GENERAL_SEED)
+    chosen = [
+        (source, lang, text)
+        for source, found in sorted(by_source.items())
+        for lang, text in rng.sample(found, min(len(found), GENERAL_PER_SOURCE))
+    ]
+    return [
+        SignalItem(
+            id=f"general:{source}:{text_key(text)[:40]}",
+            event=f"general:{source}:{n}",  # each headline its own story
+            lang=lang,
+            url=f"shared:{source}",
+            title=text,
+            text="",
+            alert=False,
+            topics=(),
+        )
+        for n, (source, lang, text) in enumerate(chosen)
+    ]
+
+
 def corpus_fingerprint(folder: Path = CORPUS_DIR) -> str:
     digest = hashlib.sha1()
     for path in sorted(folder.glob("*.jsonl")):
@@ -490,10 +547,11 @@ def train(
     headlines) and write them to ``out``."""
     say = progress or (lambda _line: None)
     items = [item for item in load_corpus(corpus) if not item.holdout]
-    extra = shared_headlines(shared) if shared else []
+    labelled = shared_headlines(shared) if shared else []
+    general = general_headlines(shared) if shared else []
     # Every corpus item also as a headline-only row: many feeds and list pages give no more,
     # and a head that only ever saw full texts misreads a bare headline.
-    rows = [*items, *(item.headline() for item in items), *extra]
+    rows = [*items, *(item.headline() for item in items), *labelled, *general]
     analyzer = analyzer or Analyzer(topic_backend="rules", relevance_model=None, signal=None)
     feats = featurize(rows, analyzer, say)
     x = feats.matrix
@@ -569,7 +627,8 @@ def train(
             "fingerprint": corpus_fingerprint(corpus),
             "training_items": len(items),
             "training_events": len({item.event for item in items}),
-            "shared_headlines": len(extra),
+            "shared_headlines": len(labelled),
+            "general_headlines": len(general),
             "eval_percent_of_events": EVAL_PERCENT,
         },
         "relevance": None

@@ -222,6 +222,39 @@ def table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def heldout_flag_rates(
+    shared: Path,
+    model: Path = MODEL_DIR,
+    *,
+    sources: Sequence[str] | None = None,
+    analyzer: Analyzer | None = None,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, int]]:
+    """How many of the shared sets' held-out headlines (real everyday news of every class; none
+    trained on) the alert flags, per set (``sources``: only these). Nearly none of them reports
+    an export-control action, so this bounds the false alarms on ordinary news."""
+    from newsmon.nlp.training.data import relevance_rows
+
+    rows = [r for r in relevance_rows(shared) if r[0] == "heldout" and (sources is None or r[1] in sources)]
+    items = [
+        SignalItem(f"heldout:{n}", f"heldout:{n}", lang, f"shared:{source}", text, "", False, ())
+        for n, (_split, source, lang, _label, text) in enumerate(rows)
+    ]
+    signal = SignalModel(model)
+    feats = featurize(
+        items, analyzer or Analyzer(topic_backend="rules", relevance_model=None, signal=None), progress
+    )
+    flags = flagged(
+        signal, signal.probabilities(feats.embeddings, feats.cues, feats.texts), feats.langs, True
+    )
+    out: dict[str, dict[str, int]] = {}
+    for (_split, source, *_), flag in zip(rows, flags, strict=True):
+        counts = out.setdefault(source, {"headlines": 0, "flagged": 0})
+        counts["headlines"] += 1
+        counts["flagged"] += int(flag)
+    return out
+
+
 # ------------------------------------------------------------------------------ label agreement
 
 # A second annotator's alert labels for a random sample of training items (nlp/data/README.md).
@@ -298,14 +331,20 @@ def eval_command(
     model: Annotated[Path, typer.Option(help="Folder of the heads.")] = MODEL_DIR,
     out: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
     transformers: Annotated[bool, typer.Option(help="Also score the BERT topic backends.")] = True,
+    shared: Annotated[
+        Path | None,
+        typer.Option(help="../shared/data: also count the alerts on its held-out everyday headlines."),
+    ] = None,
 ) -> None:
     """Score every backend on the evaluation split, per language, and print the tables."""
     if not (model / META_FILE).is_file():
         raise NewsmonError(f"no signal heads in {model} (run `newsmon signal train`)")
-    reports = {
+    reports: dict[str, Any] = {
         "full": evaluate(corpus, model, with_transformers=transformers, progress=_say),
         "headlines": evaluate(corpus, model, with_transformers=False, headlines=True, progress=_say),
     }
+    if shared is not None:
+        reports["shared_heldout_flagged"] = heldout_flag_rates(shared, model, progress=_say)
     if out is not None:
         out.write_text(json.dumps(reports, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     c = reports["full"]["corpus"]
@@ -313,9 +352,13 @@ def eval_command(
         f"evaluation split: {c['eval_items']} items, {c['eval_events']} events, {c['eval_alerts']} alerts "
         f"({', '.join(f'{k} {v}' for k, v in c['by_lang'].items())})\n"
     )
-    for variant, report in reports.items():
+    for variant in ("full", "headlines"):
         typer.echo(f"## {'headline and text' if variant == 'full' else 'headlines only'}\n")
-        typer.echo("\n".join(table(report)))
+        typer.echo("\n".join(table(reports[variant])))
+    for source, counts in reports.get("shared_heldout_flagged", {}).items():
+        typer.echo(
+            f"held-out {source} headlines flagged as alerts: {counts['flagged']} of {counts['headlines']}"
+        )
 
 
 @signal_app.command("agreement")
