@@ -22,7 +22,6 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from newsmon.nlp.encoder import embed
 from newsmon.nlp.entities import entities_of, keywords_of
 from newsmon.nlp.pipeline import Analyzer
 from newsmon.nlp.signal import SignalModel
@@ -37,6 +36,7 @@ from newsmon.nlp.stories import (
 )
 from newsmon.nlp.training.signal import (
     CORPUS_DIR,
+    Features,
     Progress,
     SignalItem,
     corpus_fingerprint,
@@ -61,30 +61,26 @@ def assign_all(stories: EventStories, reports: Sequence[Report]) -> dict[str, st
     return {r.doc_id: stories.assign(r) for r in arrival_order(reports)}
 
 
-def reports(
-    items: Sequence[SignalItem], analyzer: Analyzer, progress: Progress | None = None
-) -> list[Report]:
-    """Each item as the analyzer would see it (language, tokens, embedding, entities)."""
+def reports(items: Sequence[SignalItem], features: Features) -> list[Report]:
+    """Each item as the analyzer would see it (language, tokens, embedding, entities), from its
+    ``featurize`` output: one preparation and encoder pass serves the stories and the heads."""
     out: list[Report] = []
-    for start in range(0, len(items), 64):
-        prepared = analyzer.prepare([item.article() for item in items[start : start + 64]])
-        vectors = embed(prepared.titles, prepared.leads)
-        for i, (article, doc) in enumerate(zip(prepared.articles, prepared.docs, strict=True)):
+    for prepared in features.batches:
+        for article, doc, title in zip(prepared.articles, prepared.docs, prepared.titles, strict=True):
             assert article.published is not None
+            item = items[len(out)]
             out.append(
                 report_of(
-                    items[start + i].id,
+                    item.id,
                     article.lang,
                     article.published,
-                    vectors[i],
+                    features.embeddings[len(out)],
                     entities_of(doc),
                     keywords_of(doc),
-                    prepared.titles[i],
+                    title,
                     article.text,
                 )
             )
-        if progress:
-            progress(f"reports: {len(out)}/{len(items)}")
     return out
 
 
@@ -237,10 +233,10 @@ def evaluate(
     """Cluster the evaluation split in date order with ``model`` and score it."""
     items = [item for item in load_corpus(corpus) if item.holdout]
     analyzer = Analyzer(topic_backend="rules", relevance_model=None, signal=None, stories=None)
-    stories = cluster(reports(items, analyzer, progress), model)
+    feats = featurize(items, analyzer, progress)
+    stories = cluster(reports(items, feats), model)
     # What analysts would get: the shipped alert heads decide which reports alert.
     signal = SignalModel()
-    feats = featurize(items, analyzer, progress)
     flags = flagged(signal, signal.probabilities(feats.embeddings, feats.cues, feats.texts), feats.langs)
     events = {item.id: item.event for item in items}
     langs = {item.id: item.lang for item in items}
@@ -284,7 +280,7 @@ def stories_train_command(
     """Fit the event-story model on the training split (window, threshold, pair weights)."""
     items = [item for item in load_corpus(corpus) if not item.holdout]
     analyzer = Analyzer(topic_backend="rules", relevance_model=None, signal=None, stories=None)
-    model = fit(items, reports(items, analyzer, _say), _say)
+    model = fit(items, reports(items, featurize(items, analyzer, _say)), _say)
     model.save(out)
     chosen = model.meta["chosen_on_training_folds"]
     typer.echo(
