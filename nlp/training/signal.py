@@ -376,7 +376,8 @@ def fit_kernel_heads(
 ) -> tuple[KernelHeads, np.ndarray, dict[str, float]]:
     """One SVM per column of ``y`` (the alert, then each topic), its out-of-fold margins and its
     C. C is chosen on event-grouped folds: for the alert, ``alert_quality``; for a topic, the
-    best F1. The heads' Platt scalings are ``calibrate``'s on those margins."""
+    best F1. The heads come unscaled (identity Platt): ``train`` fits the scalings once, with
+    ``calibrate``, after the alert's lexical member has joined its margins."""
 
     def quality(label: str, margins: np.ndarray, truth: np.ndarray) -> float:
         if label == ALERT:
@@ -400,7 +401,7 @@ def fit_kernel_heads(
         duals=duals,
         intercepts=np.array([svm.intercept_[0] for svm in svms], dtype=np.float32),
         gamma=float(svms[0].gamma),
-        platt=calibrate(oof, y)[0],
+        platt=np.tile(np.array([1.0, 0.0], dtype=np.float32), (len(svms), 1)),
     )
     return heads, oof, chosen
 
