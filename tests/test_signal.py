@@ -95,6 +95,40 @@ def test_recall_threshold_keeps_the_target_share_of_positives() -> None:
     assert kept.sum() == 7 and threshold == pytest.approx(0.4)
 
 
+def test_false_alarms_are_counted_by_kind_and_restated_at_the_pooled_mix() -> None:
+    import numpy as np
+
+    from newsmon.nlp.training.signal import SignalItem
+    from newsmon.nlp.training.signal_eval import false_alarms_by_kind
+
+    def item(n: int, event: str, lang: str, alert: bool) -> SignalItem:
+        return SignalItem(f"i{n}", event, lang, f"https://x.example/{n}", "t", "", alert, ())
+
+    # ko: 2 alerts, 2 same-event negatives (1 flagged), 2 other (0 flagged);
+    # zh: 2 alerts, 4 same-event negatives (2 flagged), 0 other.
+    items = [
+        item(0, "evt:a", "ko", True),
+        item(1, "evt:a", "ko", True),
+        item(2, "evt:a", "ko", False),
+        item(3, "evt:a", "ko", False),
+        item(4, "neg:b", "ko", False),
+        item(5, "neg:c", "ko", False),
+        item(6, "evt:d", "zh", True),
+        item(7, "evt:d", "zh", True),
+        *(item(8 + k, "evt:d", "zh", False) for k in range(4)),
+    ]
+    flags = np.array([1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0], dtype=bool)
+    rows = false_alarms_by_kind(items, flags)
+    assert (rows["ko"]["same_event_flagged"], rows["ko"]["same_event_negatives"]) == (1, 2)
+    assert (rows["zh"]["same_event_flagged"], rows["zh"]["other_negatives"]) == (2, 0)
+    # Pooled: 6 same-event and 2 other negatives for 4 alerts. Both languages flag half their
+    # same-event negatives and no other ones, so at the pooled mix their precision is the same,
+    # 1 / (1 + 1.5 * 0.5), although the raw precision differs (ko 2/3, zh 1/2).
+    assert rows["ko"]["precision_at_pooled_mix"] == rows["zh"]["precision_at_pooled_mix"]
+    assert rows["zh"]["precision_at_pooled_mix"] == pytest.approx(1 / 1.75, abs=1e-4)
+    assert rows["all"]["alerts_flagged"] == 4
+
+
 def test_shipped_heads_were_trained_on_this_corpus() -> None:
     meta = SignalModel().meta
     assert meta["corpus"]["fingerprint"] == corpus_fingerprint(), "corpus changed: run `newsmon signal train`"
@@ -137,6 +171,10 @@ def test_recorded_evaluation_is_what_the_shipped_heads_score(analyzer: Analyzer)
                 assert got["alert"][key] == pytest.approx(want["alert"][key], abs=0.01), (backend, scope, key)
             assert got["topic_macro_f1"] == pytest.approx(want["topic_macro_f1"], abs=0.01)
             assert got["export_controls_f1"] == pytest.approx(want["export_controls_f1"], abs=0.01)
+    for scope, want in recorded["signal_false_alarms"].items():
+        got = fresh["signal_false_alarms"][scope]
+        assert got["precision_at_pooled_mix"] == pytest.approx(want["precision_at_pooled_mix"], abs=0.01)
+        assert got["same_event_negatives"] == want["same_event_negatives"], scope
 
 
 def test_analysis_explains_the_alert_with_cues_and_nearest_examples() -> None:

@@ -136,6 +136,38 @@ def flagged(
     return probs[:, 0] >= np.array([signal.alert_threshold(lang, headlines) for lang in langs])
 
 
+def false_alarms_by_kind(items: Sequence[SignalItem], flags: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per language and overall: how often the alert flags each kind of negative, and the
+    precision it would have with the split's pooled mix of them.
+
+    The kinds: reports of an action event that the guide labels no alert (reactions,
+    explainers, market pieces of that action: their event id is ``evt:``), and every other
+    negative. Precision depends on how many of each the split holds per alert, and that mix is
+    the corpus's, not the news's: it differs by language. With recall R and flag rates f_same,
+    f_other, the pooled mix (rho_same, rho_other negatives per alert) gives
+    R / (R + rho_same * f_same + rho_other * f_other)."""
+    truth = np.array([item.alert for item in items], dtype=bool)
+    same = np.array([item.event.startswith("evt:") for item in items]) & ~truth
+    other = ~truth & ~same
+    langs = np.array([item.lang for item in items])
+    rho_same, rho_other = same.sum() / max(1, truth.sum()), other.sum() / max(1, truth.sum())
+    out: dict[str, dict[str, float]] = {}
+    for scope in (*LANGS, "all"):
+        keep = np.ones(len(items), dtype=bool) if scope == "all" else langs == scope
+        alerts, found = int((truth & keep).sum()), int((truth & keep & flags).sum())
+        row: dict[str, float] = {"alerts": alerts, "alerts_flagged": found}
+        for kind, mask in (("same_event", same & keep), ("other", other & keep)):
+            row[f"{kind}_negatives"] = int(mask.sum())
+            row[f"{kind}_flagged"] = int((mask & flags).sum())
+        recall = found / max(1, alerts)
+        f_same = row["same_event_flagged"] / max(1, row["same_event_negatives"])
+        f_other = row["other_flagged"] / max(1, row["other_negatives"])
+        denominator = recall + rho_same * f_same + rho_other * f_other
+        row["precision_at_pooled_mix"] = round(recall / denominator, 4) if denominator else 1.0
+        out[scope] = row
+    return out
+
+
 def evaluate(
     corpus: Path = CORPUS_DIR,
     model: Path = MODEL_DIR,
@@ -190,7 +222,24 @@ def evaluate(
         report["results"][name] = {"all": _scores(decisions, truth)} | {
             lang: _scores(decisions[langs == lang], truth[langs == lang]) for lang in LANGS
         }
+    report["signal_false_alarms"] = false_alarms_by_kind(items, alert)
     return report
+
+
+def false_alarm_table(rows: dict[str, dict[str, float]]) -> list[str]:
+    """``false_alarms_by_kind`` as a Markdown table."""
+    lines = [
+        "| | alerts flagged | same-event negatives flagged | other negatives flagged "
+        "| precision at the pooled mix |",
+        "|---|---|---|---|---|",
+    ]
+    for scope, r in rows.items():
+        lines.append(
+            f"| {scope} | {r['alerts_flagged']} of {r['alerts']} "
+            f"| {r['same_event_flagged']} of {r['same_event_negatives']} "
+            f"| {r['other_flagged']} of {r['other_negatives']} | {r['precision_at_pooled_mix']:.3f} |"
+        )
+    return lines
 
 
 def table(report: dict[str, Any]) -> list[str]:
@@ -355,6 +404,8 @@ def eval_command(
     for variant in ("full", "headlines"):
         typer.echo(f"## {'headline and text' if variant == 'full' else 'headlines only'}\n")
         typer.echo("\n".join(table(reports[variant])))
+        typer.echo("The signal alert's false alarms by kind:\n")
+        typer.echo("\n".join(false_alarm_table(reports[variant]["signal_false_alarms"])) + "\n")
     for source, counts in reports.get("shared_heldout_flagged", {}).items():
         typer.echo(
             f"held-out {source} headlines flagged as alerts: {counts['flagged']} of {counts['headlines']}"
