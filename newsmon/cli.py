@@ -344,6 +344,7 @@ def _mount() -> None:
     from newsmon.index.cli import kibana_app, search_command, stats_command
     from newsmon.nlp.cli import analyze_command
     from newsmon.nlp.training.cli import train_command
+    from newsmon.nlp.training.e5_checkpoint import export_e5_command
     from newsmon.nlp.training.signal_eval import signal_app
     from newsmon.nlp.training.stories import stories_eval_command, stories_train_command
 
@@ -364,6 +365,7 @@ def _mount() -> None:
     app.add_typer(kibana_app, name="kibana")
     signal_app.command("stories-train")(stories_train_command)
     signal_app.command("stories")(stories_eval_command)
+    signal_app.command("export-e5")(export_e5_command)
     app.add_typer(signal_app, name="signal")
 
 
