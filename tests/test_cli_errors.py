@@ -55,6 +55,7 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     ),
     "signal stories": (["signal", "stories", "--model", "{tmp}/no-stories.json"], {2}),
     "signal agreement": (["signal", "agreement", "--second", "{tmp}/no-labels.tsv"], {2}),
+    "signal export-e5": (["signal", "export-e5", "--out", "/dev/null/e5"], {2}),
     "state upgrade": (["state", "upgrade"], {2}),  # NEWSMON_STATE_URL unset: nothing to migrate
     "state import": (["state", "import"], {2}),  # NEWSMON_STATE_URL unset: nowhere to import to
 }

