@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from newsmon.cli import crawl_command
 from newsmon.crawlers.cli import extract_command, parse_since, sources_app
 from newsmon.errors import NewsmonError
+from newsmon.index.localnode.launcher import free_port
 from newsmon.settings import get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extract"
@@ -29,6 +30,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("NEWSMON_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("NEWSMON_DEMO_PORT", str(free_port()))  # not the default: suites may run side by side
     get_settings.cache_clear()
     yield tmp_path / "var"
     get_settings.cache_clear()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from newsmon.index.localnode.launcher import free_port
 from newsmon.pipeline import pending_inbox_files, run_once
 from newsmon.settings import REPO_ROOT, Settings
 
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def demo_settings(es_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     prefix = "e2e-" + request.node.name.lower().replace("_", "-")[:40]
-    return es_settings.model_copy(update={"data_dir": tmp_path / "var", "index_prefix": prefix})
+    # A free demo port: two suites on one machine must not collide on the default one.
+    update = {"data_dir": tmp_path / "var", "index_prefix": prefix, "demo_port": free_port()}
+    return es_settings.model_copy(update=update)
 
 
 def test_demo_run_makes_articles_searchable_once(demo_settings: Settings) -> None:
@@ -69,6 +72,7 @@ def test_the_installed_package_runs_the_main_job_then_searches(es_settings: Sett
         "NEWSMON_ES_URL": es_settings.es_url,
         "NEWSMON_DATA_DIR": str(tmp_path / "var"),
         "NEWSMON_INDEX_PREFIX": "e2e-cli",
+        "NEWSMON_DEMO_PORT": str(free_port()),
     }
     where = subprocess.run(
         [

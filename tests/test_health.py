@@ -12,6 +12,7 @@ from newsmon.canary import SiteCheck, check_site, record_checks
 from newsmon.crawlers.demo_server import demo_sources, serve_demo
 from newsmon.health import MAX_PROBLEMS, MAX_TEXT, canary_docs, record, run_doc
 from newsmon.index.client import es_client, runs_alias
+from newsmon.index.localnode.launcher import free_port
 from newsmon.index.runs import index_runs
 from newsmon.index.setup import setup_index
 from newsmon.pipeline import run_once
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def settings(es_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     prefix = "health-" + request.node.name.lower().replace("_", "-")[:40]
-    return es_settings.model_copy(update={"data_dir": tmp_path / "var", "index_prefix": prefix})
+    update = {"data_dir": tmp_path / "var", "index_prefix": prefix, "demo_port": free_port()}
+    return es_settings.model_copy(update=update)
 
 
 def _docs(settings: Settings, **term: str) -> list[dict[str, Any]]:
