@@ -20,15 +20,14 @@ import numpy as np
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from newsmon.nlp.encoder import DIMENSIONS, TITLE_DIMENSIONS  # noqa: E402  (needs the path above)
-from newsmon.nlp.stories import EventStories, Report, StoryModel  # noqa: E402
+from newsmon.nlp.stories import PARTS, STORY_DIMENSIONS, EventStories, Report, StoryModel  # noqa: E402
 
 
 def stream(per_day: int, days: int, seed: int = 1) -> list[Report]:
     rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((per_day * days, DIMENSIONS)).astype(np.float32)
-    vectors[:, :TITLE_DIMENSIONS] /= np.linalg.norm(vectors[:, :TITLE_DIMENSIONS], axis=1, keepdims=True)
-    vectors[:, TITLE_DIMENSIONS:] /= np.linalg.norm(vectors[:, TITLE_DIMENSIONS:], axis=1, keepdims=True)
+    vectors = rng.standard_normal((per_day * days, STORY_DIMENSIONS)).astype(np.float32)
+    for start, end in PARTS:
+        vectors[:, start:end] /= np.linalg.norm(vectors[:, start:end], axis=1, keepdims=True)
 
     def some(prefix: str, pool: int, k: int) -> frozenset[str]:
         return frozenset(f"{prefix}{i}" for i in rng.integers(0, pool, k))

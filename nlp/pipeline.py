@@ -22,7 +22,14 @@ from newsmon.models import AlertDecision, Article, Topic
 from newsmon.nlp.alert import AlertModel
 from newsmon.nlp.cluster import StoryClusters
 from newsmon.nlp.cues import TokenizedDoc
-from newsmon.nlp.encoder import embed, lead_of
+from newsmon.nlp.encoder import (
+    EVENT_MODEL_FILE,
+    EVENT_SOURCE_CHARS,
+    embed,
+    encode_events,
+    event_input,
+    lead_of,
+)
 from newsmon.nlp.entities import entities_of, keywords_of
 from newsmon.nlp.lang import detect_lang, to_simplified
 from newsmon.nlp.lexicon import data_fingerprint
@@ -57,11 +64,17 @@ class Prepared:
     # What the sentence encoder reads (Chinese in simplified characters).
     titles: list[str]
     leads: list[str]
+    bodies: list[str]  # the texts' starts, for the event encoder (stories)
 
     @property
     def lexical_texts(self) -> list[str]:
         """What the alert's lexical head reads, per article."""
         return [lexical_text(title, lead) for title, lead in zip(self.titles, self.leads, strict=True)]
+
+
+def event_inputs(prepared: Prepared) -> list[str]:
+    """What the event encoder reads, per article of the batch."""
+    return [event_input(title, body) for title, body in zip(prepared.titles, prepared.bodies, strict=True)]
 
 
 class RelevanceModel(Protocol):
@@ -158,7 +171,9 @@ class Analyzer:
         self.clusters = clusters if clusters is not None else StoryClusters()
         # Event stories (nlp.stories); in memory unless given a persistent one, None: off.
         self.stories = (
-            (EventStories() if STORY_MODEL_FILE.is_file() else None) if stories == "default" else stories
+            (EventStories() if STORY_MODEL_FILE.is_file() and EVENT_MODEL_FILE.is_file() else None)
+            if stories == "default"
+            else stories
         )
         self.alerts = AlertModel(tokenizers=self.tokenizers)
 
@@ -185,6 +200,7 @@ class Analyzer:
             [title for title, _ in simplified],
             # A headline-only item (some feeds) reads as its own lead, like the heads' training rows.
             [lead_of(text) or title for title, text in simplified],
+            [text[:EVENT_SOURCE_CHARS] for _, text in simplified],
         )
 
     def signals(
@@ -221,6 +237,11 @@ class Analyzer:
             if self.signal is not None or self.stories is not None
             else None
         )
+        story_vectors = (
+            np.hstack([embeddings, encode_events(event_inputs(prepared))])
+            if self.stories is not None and embeddings is not None
+            else None
+        )
         signals = (
             self.signals(prepared, rule_topics, rule_alerts, embeddings) if self.signal is not None else None
         )
@@ -255,12 +276,12 @@ class Analyzer:
             cluster = self.clusters.assign(article.id, article.title, article.text)
             story = None
             if self.stories is not None:
-                assert embeddings is not None
+                assert story_vectors is not None
                 report = report_of(
                     article.id,
                     article.lang,
                     article.published or article.first_seen or article.fetched,
-                    embeddings[i],
+                    story_vectors[i],
                     entities,
                     keywords,
                     prepared.titles[i],

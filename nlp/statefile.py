@@ -14,16 +14,21 @@ from newsmon.errors import NewsmonError
 
 
 def load_state(
-    path: Path, version: int, what: str, check: Callable[[dict[str, np.ndarray]], bool]
+    path: Path,
+    version: int,
+    what: str,
+    check: Callable[[dict[str, np.ndarray]], bool],
+    older: tuple[int, ...] = (),
 ) -> dict[str, np.ndarray] | None:
-    """The arrays in ``path`` (None if there is no such file). A file of another version, or
-    one that ``check`` refuses, or an unreadable one is an error naming ``what`` it held."""
+    """The arrays in ``path`` (None if there is no such file); ``older``: earlier versions the
+    caller converts (its ``version`` array says which). A file of another version, or one that
+    ``check`` refuses, or an unreadable one is an error naming ``what`` it held."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
-        if int(arrays["version"]) != version or not check(arrays):
+        if int(arrays["version"]) not in (version, *older) or not check(arrays):
             raise ValueError("another format")
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise NewsmonError(f"{what} {path} is unreadable ({exc}); move it away to start afresh") from None

@@ -4,8 +4,9 @@ An arriving article is scored against each **recent** story (last report within 
 by a logistic pair model averaged over the story's members ("average linkage" in logit space):
 
 - the headline and lead embeddings of the signal encoder (nlp.encoder), which map a Korean, a
-  Chinese and an English report of one action close together; the cross-language part of each
-  similarity has its own weight, since cross-language similarities run lower;
+  Chinese and an English report of one action close together, and the event embedding, an e5
+  fine-tuned on the corpus's events to tell one action from the next; the cross-language part
+  of each similarity has its own weight, since cross-language similarities run lower;
 - the share of the article's canonical entities (language-independent gazetteer ids), numbers
   (``80`` entities, ``140`` firms, ``50%``) and keywords that the story's members also carry;
 - how far the article is from the story in days, and the share of members in another language.
@@ -40,10 +41,13 @@ from typing import Any
 import numpy as np
 
 from newsmon.errors import NewsmonError
-from newsmon.nlp.encoder import DIMENSIONS, TITLE_DIMENSIONS, lead_of
+from newsmon.nlp.encoder import DIMENSIONS, EVENT_DIMENSIONS, TITLE_DIMENSIONS, lead_of
 from newsmon.nlp.statefile import load_state, save_state
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "stories.json"
+# A report's vector: headline | lead | event, each part unit length (nlp.encoder).
+STORY_DIMENSIONS = DIMENSIONS + EVENT_DIMENSIONS
+PARTS = ((0, TITLE_DIMENSIONS), (TITLE_DIMENSIONS, DIMENSIONS), (DIMENSIONS, STORY_DIMENSIONS))
 FEATURES = (
     "title",  # headline cosine
     "lead",  # lead cosine
@@ -56,14 +60,21 @@ FEATURES = (
     "keywords",
     "days",  # days from the member to the article, over the window
     "cross",  # the member is in another language
+    "event",  # event-embedding cosine
+    "event_cross",
 )
 # Stories scored at once stay within the window; this bounds the active set under any flood.
 MAX_ACTIVE = 20_000
 # The article -> story map kept for re-analysis (like nlp.cluster's MAX_DOCS).
 MAX_DOCS = 50_000
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the event embedding in the matrix
 DAY_S = 86_400.0
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _width(version: int) -> int:
+    """The matrix width of a state file of ``version`` (1: before the event embedding)."""
+    return DIMENSIONS if version == 1 else STORY_DIMENSIONS
 
 
 def numbers_of(title: str, text: str) -> set[str]:
@@ -108,7 +119,7 @@ class Report:
     doc_id: str
     lang: str
     day: float  # days since the epoch, fractional
-    embedding: np.ndarray  # (DIMENSIONS,): headline then lead, each unit length
+    embedding: np.ndarray  # (STORY_DIMENSIONS,): PARTS
     entities: frozenset[str]
     numbers: frozenset[str]
     keywords: frozenset[str]
@@ -150,10 +161,10 @@ def _share(found: frozenset[str], counts: Counter[str]) -> float:
 
 def features(report: Report, story: _Story, sims: np.ndarray) -> np.ndarray:
     """The FEATURES row of ``report`` against ``story``, averaged over its members. ``sims``:
-    (title, lead, title same-language, lead same-language) embedding dot products with the story's
-    member sums (all members, then the members in the report's language)."""
+    the (title, lead, event) embedding dot products with the story's member sums, then the same
+    over its members in the report's language."""
     n = story.size
-    title, lead, title_same, lead_same = sims
+    title, lead, event, title_same, lead_same, event_same = sims
     row = np.array(
         [
             title,
@@ -167,6 +178,8 @@ def features(report: Report, story: _Story, sims: np.ndarray) -> np.ndarray:
             _share(report.keywords, story.keywords),
             abs(n * report.day - story.day_sum),
             n - story.langs[report.lang],
+            event,
+            event - event_same,
         ]
     )
     return row / n
@@ -200,7 +213,7 @@ class EventStories:
         self._day_sum = np.zeros(0)
         self._live = np.zeros(0, dtype=bool)
         self._free_slots: list[int] = []
-        self._matrix = np.zeros((0, DIMENSIONS), dtype=np.float32)
+        self._matrix = np.zeros((0, STORY_DIMENSIONS), dtype=np.float32)
         self._row_slot = np.zeros(0, dtype=np.int64)  # -1: a free row
         self._row_lang = np.zeros(0, dtype=object)
         self._row_count = np.zeros(0)  # members in the row's language
@@ -263,12 +276,12 @@ class EventStories:
         owner = self._row_slot[rows]
         same = (self._row_lang[rows] == report.lang).astype(np.float64)
         # One pass over the whole (contiguous) matrix, then picked: cheaper than copying the
-        # candidate rows out of it. Column 0: the headline part, column 1: the lead part.
-        halves = np.zeros((DIMENSIONS, 2), dtype=np.float32)
-        halves[:TITLE_DIMENSIONS, 0] = report.embedding[:TITLE_DIMENSIONS]
-        halves[TITLE_DIMENSIONS:, 1] = report.embedding[TITLE_DIMENSIONS:]
-        sims = (self._matrix @ halves)[rows].astype(np.float64)
-        title, lead = sims[:, 0], sims[:, 1]
+        # candidate rows out of it. A column per part: headline, lead, event.
+        parts = np.zeros((STORY_DIMENSIONS, len(PARTS)), dtype=np.float32)
+        for column, (start, end) in enumerate(PARTS):
+            parts[start:end, column] = report.embedding[start:end]
+        sims = (self._matrix @ parts)[rows].astype(np.float64)
+        title, lead, event = sims[:, 0], sims[:, 1], sims[:, 2]
         width = len(self._live)
 
         def per_slot(weights: np.ndarray) -> np.ndarray:
@@ -276,7 +289,7 @@ class EventStories:
 
         size, day_sum = self._size[slots], self._day_sum[slots]
         same_count = per_slot(self._row_count[rows] * same)
-        t_all, l_all = per_slot(title), per_slot(lead)
+        t_all, l_all, e_all = per_slot(title), per_slot(lead), per_slot(event)
         columns = [
             t_all,
             l_all,
@@ -289,6 +302,8 @@ class EventStories:
             self._shares("k", report.keywords, slots, width),
             np.abs(size * report.day - day_sum),
             size - same_count,
+            e_all,
+            e_all - per_slot(event * same),
         ]
         features = np.column_stack(columns) / size[:, None]
         return slots, features @ self.model.weights + self.model.bias
@@ -327,7 +342,7 @@ class EventStories:
             if not self._free_rows:
                 start = len(self._matrix)
                 grow = max(16, start)
-                self._matrix = np.vstack([self._matrix, np.zeros((grow, DIMENSIONS), np.float32)])
+                self._matrix = np.vstack([self._matrix, np.zeros((grow, STORY_DIMENSIONS), np.float32)])
                 self._row_slot = np.concatenate([self._row_slot, np.full(grow, -1)])
                 self._row_lang = np.concatenate([self._row_lang, np.full(grow, "", dtype=object)])
                 self._row_count = np.concatenate([self._row_count, np.zeros(grow)])
@@ -396,12 +411,17 @@ class EventStories:
             self._path(state_dir),
             STATE_VERSION,
             "story state",
-            lambda arrays: arrays["matrix"].shape[1:] == (DIMENSIONS,),
+            lambda arrays: arrays["matrix"].shape[1:] == (_width(int(arrays["version"])),),
+            older=(1,),
         )
         if state is None:
             return
         meta = json.loads(str(state["meta"]))
         matrix = state["matrix"].astype(np.float32)
+        if matrix.shape[1] < STORY_DIMENSIONS:
+            # Version 1 had no event part: its stories keep their ids and members and score 0 on
+            # the event features until they leave the window.
+            matrix = np.pad(matrix, ((0, 0), (0, STORY_DIMENSIONS - matrix.shape[1])))
         self._docs = OrderedDict(meta["docs"])
         self._newest = meta["newest"]
         for raw in meta["stories"]:
@@ -450,7 +470,7 @@ class EventStories:
             self._path(self.state_dir),
             STATE_VERSION,
             meta=np.array(json.dumps(meta, ensure_ascii=False)),
-            matrix=self._matrix[rows].reshape(-1, DIMENSIONS),
+            matrix=self._matrix[rows].reshape(-1, STORY_DIMENSIONS),
         )
 
     def __enter__(self) -> EventStories:
@@ -471,10 +491,9 @@ def pair_features(later: Report, earlier: Report) -> np.ndarray:
     story.entities.update(earlier.entities)
     story.numbers.update(earlier.numbers)
     story.keywords.update(earlier.keywords)
-    title = float(later.embedding[:TITLE_DIMENSIONS] @ earlier.embedding[:TITLE_DIMENSIONS])
-    lead = float(later.embedding[TITLE_DIMENSIONS:] @ earlier.embedding[TITLE_DIMENSIONS:])
+    sims = np.array([float(later.embedding[a:b] @ earlier.embedding[a:b]) for a, b in PARTS])
     same = later.lang == earlier.lang
-    return features(later, story, np.array([title, lead, title * same, lead * same]))
+    return features(later, story, np.concatenate([sims, sims * same]))
 
 
 def report_of(

@@ -13,9 +13,17 @@ from helpers.event_reports import ENTITY_LISTING, LATER_ACTION
 from newsmon.errors import NewsmonError
 from newsmon.models import Article
 from newsmon.nlp.cluster import StoryClusters
-from newsmon.nlp.encoder import DIMENSIONS
 from newsmon.nlp.pipeline import Analyzer
-from newsmon.nlp.stories import FEATURES, EventStories, Report, StoryModel, pair_features
+from newsmon.nlp.statefile import save_state
+from newsmon.nlp.stories import (
+    FEATURES,
+    PARTS,
+    STORY_DIMENSIONS,
+    EventStories,
+    Report,
+    StoryModel,
+    pair_features,
+)
 
 # A hand-set model: the mean headline+lead similarity must reach 1.2 (of 2), within 7 days.
 TOY = StoryModel(
@@ -27,10 +35,9 @@ TOY = StoryModel(
 
 
 def unit(seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal(DIMENSIONS).astype(np.float32)
-    half = 384
-    v[:half] /= np.linalg.norm(v[:half])
-    v[half:] /= np.linalg.norm(v[half:])
+    v = np.random.default_rng(seed).standard_normal(STORY_DIMENSIONS).astype(np.float32)
+    for start, end in PARTS:
+        v[start:end] /= np.linalg.norm(v[start:end])
     return v
 
 
@@ -88,6 +95,19 @@ def test_story_ids_survive_a_restart(tmp_path: Path) -> None:
     assert again.scores(report("x", 0.6, event))["a"] == pytest.approx(
         reloaded.scores(report("x", 0.6, event))["a"], abs=1e-5
     )
+
+
+def test_a_state_file_from_before_the_event_embedding_keeps_its_stories(tmp_path: Path) -> None:
+    """Version 1 held headline and lead only: its stories load with a zero event part, keep their
+    ids, and a report still joins them on the other features."""
+    with EventStories(tmp_path, model=TOY) as stories:
+        stories.assign(report("a", 0.0, unit(1)))
+    state = dict(np.load(tmp_path / "stories.npz"))
+    save_state(tmp_path / "stories.npz", 1, meta=state["meta"], matrix=state["matrix"][:, : PARTS[2][0]])
+    old = EventStories(tmp_path, model=TOY)
+    assert old.story_of("a") == "a"
+    assert old._matrix[old._stories["a"].rows["ko"], PARTS[2][0] :].max() == 0.0
+    assert old.assign(report("b", 1.0, unit(1))) == "a"
 
 
 def test_a_broken_state_file_is_refused_with_one_line(tmp_path: Path) -> None:
@@ -182,3 +202,29 @@ def test_the_evaluation_clusters_the_held_out_events_of_a_corpus(tmp_path: Path)
         < flagged["story_emails_from_labelled_alerts"]
         <= flagged["emails_per_story"]
     )
+
+
+def test_training_tunes_the_event_encoder_and_fits_a_model_the_evaluation_runs(tmp_path: Path) -> None:
+    """stories-train on a small corpus (three files): the event encoder is tuned three times (each
+    fold's, then all), the pair model is fitted on the folds' embeddings, and the evaluation
+    runs with what it wrote."""
+    from typer.testing import CliRunner
+
+    from newsmon.cli import app
+    from newsmon.nlp.training.signal import CORPUS_DIR
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("en_round6.jsonl", "ko_round6.jsonl", "zh_round6.jsonl"):
+        (corpus / name).write_bytes((CORPUS_DIR / name).read_bytes())
+    out, encoder = tmp_path / "stories.json", tmp_path / "event_encoder.npz"
+    common = ["--corpus", str(corpus), "--event-encoder", str(encoder)]
+    trained = CliRunner().invoke(app, ["signal", "stories-train", *common, "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    assert "training folds precision" in trained.output
+    model = StoryModel.load(out)
+    assert set(model.meta["features"]) >= {"event", "event_cross"}
+    assert model.weights[FEATURES.index("event")] != 0.0
+    scored = CliRunner().invoke(app, ["signal", "stories", *common, "--model", str(out)])
+    assert scored.exit_code == 0, scored.output
+    assert "| all |" in scored.output

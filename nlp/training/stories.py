@@ -1,9 +1,12 @@
 """Fit and evaluate the event-story model (nlp.stories) on the signal corpus's ``event`` ids.
 
-Everything is fitted and chosen on the training split (``SignalItem.holdout`` false): the pair
-model on every pair of training reports within the window, the window and the threshold by
-clustering each half of the training events (split by event) with a model fitted on the other
-half. The evaluation split is only clustered and scored: pairwise precision and recall of the
+Everything is fitted and chosen on the training split (``SignalItem.holdout`` false): the event
+encoder (nlp/training/event_encoder.py) on the training events; the pair model on every pair of
+training reports within the window, the window and the threshold by clustering each half of the
+training events (split by event) with a model fitted on the other half. The pair model sees
+each report's event embedding from an encoder tuned on the other half's events only, as it will
+see new reports' embeddings in production; the shipped encoder is then tuned on all of them.
+The evaluation split is only clustered and scored: pairwise precision and recall of the
 same-story decisions, overall and over pairs in different languages, the reports arriving in date
 order as they would in production.
 """
@@ -22,8 +25,15 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from newsmon.nlp.encoder import (
+    EVENT_DIMENSIONS,
+    EVENT_MODEL_FILE,
+    encode_events,
+    event_model,
+    load_event_tensors,
+)
 from newsmon.nlp.entities import entities_of, keywords_of
-from newsmon.nlp.pipeline import Analyzer
+from newsmon.nlp.pipeline import Analyzer, event_inputs
 from newsmon.nlp.signal import SignalModel
 from newsmon.nlp.stories import (
     FEATURES,
@@ -61,9 +71,10 @@ def assign_all(stories: EventStories, reports: Sequence[Report]) -> dict[str, st
     return {r.doc_id: stories.assign(r) for r in arrival_order(reports)}
 
 
-def reports(items: Sequence[SignalItem], features: Features) -> list[Report]:
-    """Each item as the analyzer would see it (language, tokens, embedding, entities), from its
-    ``featurize`` output: one preparation and encoder pass serves the stories and the heads."""
+def reports(items: Sequence[SignalItem], features: Features, events: np.ndarray) -> list[Report]:
+    """Each item as the analyzer would see it (language, tokens, embeddings, entities), from its
+    ``featurize`` output (one preparation and encoder pass serves the stories and the heads) and
+    its ``events`` embedding."""
     out: list[Report] = []
     for prepared in features.batches:
         for article, doc, title in zip(prepared.articles, prepared.docs, prepared.titles, strict=True):
@@ -74,7 +85,7 @@ def reports(items: Sequence[SignalItem], features: Features) -> list[Report]:
                     item.id,
                     article.lang,
                     article.published,
-                    features.embeddings[len(out)],
+                    np.hstack([features.embeddings[len(out)], events[len(out)]]),
                     entities_of(doc),
                     keywords_of(doc),
                     title,
@@ -142,6 +153,30 @@ def fit_pairs(reports: Sequence[Report], events: dict[str, str], window: float) 
 
 def _fold(event: str) -> int:
     return int(hashlib.sha1(f"fold:{event}".encode()).hexdigest()[:8], 16) % FOLDS
+
+
+def inputs_of(features: Features) -> list[str]:
+    """What the event encoder reads, per featurized item."""
+    return [text for prepared in features.batches for text in event_inputs(prepared)]
+
+
+def event_embeddings(
+    items: Sequence[SignalItem], inputs: Sequence[str], progress: Progress | None = None
+) -> tuple[np.ndarray, dict[str, bytes]]:
+    """Each item's event embedding from an encoder tuned on the other fold's events only (what
+    the pair model is fitted on), and the encoder tuned on all of them (what ships)."""
+    from newsmon.nlp.training.event_encoder import tune  # torch: training only
+
+    say = progress or (lambda _line: None)
+    out = np.zeros((len(items), EVENT_DIMENSIONS), dtype=np.float32)
+    for k in range(FOLDS):
+        held = [i for i, item in enumerate(items) if _fold(item.event) == k]
+        train = [i for i, item in enumerate(items) if _fold(item.event) != k]
+        say(f"event encoder for fold {k + 1}/{FOLDS + 1}: tuned on {len(train)} reports")
+        tensors = tune([inputs[i] for i in train], [items[i].event for i in train], say)
+        out[held] = encode_events([inputs[i] for i in held], event_model(tensors))
+    say(f"event encoder {FOLDS + 1}/{FOLDS + 1}: tuned on all {len(items)} reports")
+    return out, tune(inputs, [item.event for item in items], say)
 
 
 def cluster(reports: Sequence[Report], model: StoryModel) -> dict[str, str]:
@@ -228,13 +263,17 @@ def alert_emails(
 
 
 def evaluate(
-    model: StoryModel, corpus: Path = CORPUS_DIR, progress: Progress | None = None
+    model: StoryModel,
+    corpus: Path = CORPUS_DIR,
+    progress: Progress | None = None,
+    event_encoder: Path = EVENT_MODEL_FILE,
 ) -> dict[str, Any]:
     """Cluster the evaluation split in date order with ``model`` and score it."""
     items = [item for item in load_corpus(corpus) if item.holdout]
     analyzer = Analyzer(topic_backend="rules", relevance_model=None, signal=None, stories=None)
     feats = featurize(items, analyzer, progress)
-    stories = cluster(reports(items, feats), model)
+    events = encode_events(inputs_of(feats), event_model(load_event_tensors(event_encoder)))
+    stories = cluster(reports(items, feats, events), model)
     # What analysts would get: the shipped alert heads decide which reports alert.
     signal = SignalModel()
     flags = flagged(signal, signal.probabilities(feats.embeddings, feats.cues, feats.texts), feats.langs)
@@ -276,11 +315,20 @@ def _say(line: str) -> None:
 def stories_train_command(
     corpus: Annotated[Path, typer.Option(help="Folder of the corpus's JSONL files.")] = CORPUS_DIR,
     out: Annotated[Path, typer.Option(help="Where to write the story model.")] = MODEL_FILE,
+    event_encoder: Annotated[
+        Path, typer.Option(help="Where to write the tuned event encoder's tensors.")
+    ] = EVENT_MODEL_FILE,
 ) -> None:
-    """Fit the event-story model on the training split (window, threshold, pair weights)."""
+    """Fit the event-story model on the training split (event encoder, window, threshold, pair
+    weights); about 25 minutes on 2 cores."""
+    from newsmon.nlp.training.event_encoder import save_tensors  # torch: training only
+
     items = [item for item in load_corpus(corpus) if not item.holdout]
     analyzer = Analyzer(topic_backend="rules", relevance_model=None, signal=None, stories=None)
-    model = fit(items, reports(items, featurize(items, analyzer, _say)), _say)
+    feats = featurize(items, analyzer, _say)
+    events, tensors = event_embeddings(items, inputs_of(feats), _say)
+    model = fit(items, reports(items, feats, events), _say)
+    save_tensors(tensors, event_encoder)
     model.save(out)
     chosen = model.meta["chosen_on_training_folds"]
     typer.echo(
@@ -293,9 +341,12 @@ def stories_train_command(
 def stories_eval_command(
     corpus: Annotated[Path, typer.Option(help="Folder of the corpus's JSONL files.")] = CORPUS_DIR,
     model: Annotated[Path, typer.Option(help="The story model.")] = MODEL_FILE,
+    event_encoder: Annotated[
+        Path, typer.Option(help="The tuned event encoder's tensors.")
+    ] = EVENT_MODEL_FILE,
 ) -> None:
     """Cluster the evaluation split by date and print same-story pair precision and recall."""
-    report = evaluate(StoryModel.load(model), corpus, _say)
+    report = evaluate(StoryModel.load(model), corpus, _say, event_encoder)
     c, p, e = report["corpus"], report["pairs"], report["alert_emails"]
     w, a, f = report["pairs_within_window"], report["alert_pairs"], report["flagged_alert_emails"]
     typer.echo(
