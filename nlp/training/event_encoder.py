@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
-from newsmon.nlp.e5_file import BLOCK_VALUES, FLOAT32, Q4_0, Q4_BLOCK, packed_model, read_layout
+from newsmon.nlp.e5_file import BLOCK_VALUES, Q4_0, Q4_BLOCK, PackedLayout, packed_model
 from newsmon.nlp.encoder import EVENT_TOKENS
 from newsmon.nlp.training.e5_checkpoint import (
     LAYER_NORMS,
@@ -129,7 +129,7 @@ def tune(
     for module in top.modules():
         if isinstance(module, torch.nn.Linear):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return _packed_tensors(top)
+    return _packed_tensors(top, packed.layout)
 
 
 class _RoundThroughQ4(torch.nn.Module):
@@ -171,10 +171,9 @@ def _contrastive(z: torch.Tensor, events: list[str]) -> torch.Tensor:
     return (-(log_p * same).sum(1)[has] / same.sum(1)[has]).mean()
 
 
-def _packed_tensors(top: torch.nn.ModuleList) -> dict[str, bytes]:
-    """The tuned layers as the packed file stores them (matrices Q4_0, the rest float32)."""
-    source = packed_model()
-    layout = read_layout(source.read_bytes(), source)
+def _packed_tensors(top: torch.nn.ModuleList, layout: PackedLayout) -> dict[str, bytes]:
+    """The tuned layers as the packed file (``layout``) stores them: matrices Q4_0, the rest
+    float32."""
     state = {k: v.detach().numpy().reshape(-1) for k, v in top.state_dict().items()}
     out: dict[str, bytes] = {}
     for index in range(len(top)):
@@ -186,7 +185,6 @@ def _packed_tensors(top: torch.nn.ModuleList) -> dict[str, bytes]:
                 packed_name = f"l{layer}.{part}.{suffix}"
                 kind = layout.tensors[packed_name].kind
                 out[packed_name] = quantise_q4_0(value) if kind == Q4_0 else value.astype("<f4").tobytes()
-                assert kind in (Q4_0, FLOAT32)
     return out
 
 
