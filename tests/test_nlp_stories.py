@@ -228,3 +228,15 @@ def test_training_tunes_the_event_encoder_and_fits_a_model_the_evaluation_runs(t
     scored = CliRunner().invoke(app, ["signal", "stories", *common, "--model", str(out)])
     assert scored.exit_code == 0, scored.output
     assert "| all |" in scored.output
+
+
+def test_a_corpus_without_both_kinds_of_pair_is_refused_with_one_line() -> None:
+    """The pair model needs same-event and different-event pairs within the window; a corpus
+    that lacks one kind gets a one-line error naming it, not scikit-learn's."""
+    from newsmon.nlp.training.stories import fit_pairs
+
+    one_event = [report("a", 0.0, unit(1)), report("b", 1.0, unit(2)), report("c", 2.0, unit(3))]
+    with pytest.raises(NewsmonError, match="no different-event pair within 7 days"):
+        fit_pairs(one_event, {"a": "e1", "b": "e1", "c": "e1"}, 7.0)
+    with pytest.raises(NewsmonError, match="no same-event pair within 7 days"):
+        fit_pairs(one_event, {"a": "e1", "b": "e2", "c": "e3"}, 7.0)

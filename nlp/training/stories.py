@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from newsmon.errors import NewsmonError
 from newsmon.nlp.encoder import (
     EVENT_DIMENSIONS,
     EVENT_MODEL_FILE,
@@ -146,6 +147,12 @@ def fit_pairs(reports: Sequence[Report], events: dict[str, str], window: float) 
             if later.day - earlier.day <= window:
                 rows.append(pair_features(later, earlier))
                 same.append(events[later.doc_id] == events[earlier.doc_id])
+    if len(set(same)) < 2:  # else scikit-learn's own error, which names no corpus fact
+        kind = "different-event" if any(same) else "same-event"
+        raise NewsmonError(
+            f"the training reports hold no {kind} pair within {window:g} days: "
+            "the story model needs both kinds (add reports)"
+        )
     head = LogisticRegression(C=REGULARISATION, max_iter=3000, class_weight="balanced")
     head.fit(np.array(rows), np.array(same))
     return head.coef_[0], float(head.intercept_[0])
