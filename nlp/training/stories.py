@@ -327,7 +327,7 @@ def stories_train_command(
     ] = EVENT_MODEL_FILE,
 ) -> None:
     """Fit the event-story model on the training split (event encoder, window, threshold, pair
-    weights); about 27 minutes on 2 cores."""
+    weights); about 35 minutes on 2 cores."""
     from newsmon.nlp.training.event_encoder import save_tensors  # torch: training only
 
     items = [item for item in load_corpus(corpus) if not item.holdout]
