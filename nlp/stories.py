@@ -1,22 +1,29 @@
 """Event stories: every report of one real-world action, in any outlet and language, is one story.
 
 An arriving article is scored against each **recent** story (last report within ``window_days``)
-by a logistic pair model averaged over the story's members ("average linkage" in logit space):
+by a logistic pair model applied to the story as a whole (fitted on pairs of reports, where the
+story is the earlier report):
 
-- the headline and lead embeddings of the signal encoder (nlp.encoder), which map a Korean, a
-  Chinese and an English report of one action close together, and the event embedding, an e5
-  fine-tuned on the corpus's events to tell one action from the next; the cross-language part
-  of each similarity has its own weight, since cross-language similarities run lower;
+- the cosines of the article's headline, lead and event embeddings to the story's centroid
+  (each part's member sum, normalised): the signal encoder's embeddings (nlp.encoder) map a
+  Korean, a Chinese and an English report of one action close together, and the event
+  embedding, an e5 fine-tuned on the corpus's events, tells one action from the next; the
+  part of each cosine that comes from members in other languages has its own weight, since
+  cross-language similarities run lower. A centroid, not the mean of the members' cosines:
+  the mean falls as a story gathers varied coverage, and a big story then turns away
+  reports of its own event;
 - the share of the article's canonical entities (language-independent gazetteer ids), numbers
-  (``80`` entities, ``140`` firms, ``50%``) and keywords that the story's members also carry;
-- how far the article is from the story in days, and the share of members in another language.
+  (``80`` entities, ``140`` firms, ``50%``) and keywords that the story's members carry, on
+  average over its members;
+- how far the article is from the story's mean day, on a log scale, and the share of members
+  in another language.
 
-Every feature is linear in the member it is computed against, so the mean over a story's members
-is computed exactly from the story's running sums (per-language embedding sums, entity, number
-and keyword counts, the sum of days): a story costs the same to score whatever its size, and the
-active stories form a small matrix. The article joins the best story whose mean logit reaches the
-threshold, else it starts a story of its own. A wire copy (the MinHash cluster of nlp.cluster)
-joins its original's story whatever the score.
+All of it comes from the story's running sums (per-language embedding sums and the squared
+length of each part's total, entity, number and keyword counts, the sum of days): a story
+costs the same to score whatever its size, and the active stories form a small matrix. The
+article joins the best story whose logit reaches the threshold, else it starts a story of its
+own. A wire copy (the MinHash cluster of nlp.cluster) joins its original's story whatever the
+score.
 
 The weights, threshold and window are fitted and chosen by ``newsmon signal stories-train`` on
 the signal corpus's training split and shipped in nlp/models/stories.json.
@@ -49,18 +56,18 @@ MODEL_FILE = Path(__file__).resolve().parent / "models" / "stories.json"
 STORY_DIMENSIONS = DIMENSIONS + EVENT_DIMENSIONS
 PARTS = ((0, TITLE_DIMENSIONS), (TITLE_DIMENSIONS, DIMENSIONS), (DIMENSIONS, STORY_DIMENSIONS))
 FEATURES = (
-    "title",  # headline cosine
-    "lead",  # lead cosine
-    "title_cross",  # the headline cosine again, for a member in another language only
+    "title",  # headline cosine to the story's centroid
+    "lead",  # lead cosine to the centroid
+    "title_cross",  # the part of the headline cosine from members in other languages
     "lead_cross",
-    "entities",  # share of the article's entities the member has too
+    "entities",  # share of the article's entities a member has too, averaged over members
     "no_entities",  # the article has none (the share above says nothing then)
     "numbers",
     "no_numbers",
     "keywords",
-    "days",  # days from the member to the article, over the window
-    "cross",  # the member is in another language
-    "event",  # event-embedding cosine
+    "days",  # log(1 + days between the article and the story's mean day)
+    "cross",  # share of members in another language
+    "event",  # event-embedding cosine to the centroid
     "event_cross",
 )
 # Stories scored at once stay within the window; this bounds the active set under any flood.
@@ -88,7 +95,7 @@ def numbers_of(title: str, text: str) -> set[str]:
 class StoryModel:
     weights: np.ndarray  # (len(FEATURES),)
     bias: float
-    threshold: float  # on the mean logit
+    threshold: float  # on the story logit
     window_days: float
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -159,38 +166,38 @@ def _share(found: frozenset[str], counts: Counter[str]) -> float:
     return sum(counts[x] for x in found) / len(found) if found else 0.0
 
 
-def features(report: Report, story: _Story, sims: np.ndarray) -> np.ndarray:
-    """The FEATURES row of ``report`` against ``story``, averaged over its members. ``sims``:
-    the (title, lead, event) embedding dot products with the story's member sums, then the same
-    over its members in the report's language."""
+def features(report: Report, story: _Story, cosines: np.ndarray) -> np.ndarray:
+    """The FEATURES row of ``report`` against ``story``. ``cosines``: the (title, lead, event)
+    cosines to the story's centroid, then the parts of them from its members in the report's
+    language (the dot products with that language's member sum over the centroid's length)."""
     n = story.size
-    title, lead, event, title_same, lead_same, event_same = sims
-    row = np.array(
+    title, lead, event, title_same, lead_same, event_same = cosines
+    return np.array(
         [
             title,
             lead,
             title - title_same,
             lead - lead_same,
-            _share(report.entities, story.entities),
-            0.0 if report.entities else n,
-            _share(report.numbers, story.numbers),
-            0.0 if report.numbers else n,
-            _share(report.keywords, story.keywords),
-            abs(n * report.day - story.day_sum),
-            n - story.langs[report.lang],
+            _share(report.entities, story.entities) / n,
+            0.0 if report.entities else 1.0,
+            _share(report.numbers, story.numbers) / n,
+            0.0 if report.numbers else 1.0,
+            _share(report.keywords, story.keywords) / n,
+            np.log1p(abs(report.day - story.day_sum / n)),
+            (n - story.langs[report.lang]) / n,
             event,
             event - event_same,
         ]
     )
-    return row / n
 
 
 class EventStories:
     """Assigns story ids; use as a context manager (or call save) to persist the state.
 
     The active stories live in flat arrays, so scoring a report is a few vector operations over
-    them: per story slot its first and last day, size and day sum; one matrix row per (story,
-    language) with that language's embedding sum; postings from each entity, number and keyword
+    them: per story slot its first and last day, size, day sum and the squared length of each
+    embedding part's member sum; one matrix row per (story, language) with that language's
+    embedding sum; postings from each entity, number and keyword
     to the slots whose members carry it, with counts.
     """
 
@@ -211,6 +218,7 @@ class EventStories:
         self._last = np.zeros(0)
         self._size = np.zeros(0)
         self._day_sum = np.zeros(0)
+        self._norm2 = np.zeros((0, len(PARTS)))  # per slot and part: |member sum|^2
         self._live = np.zeros(0, dtype=bool)
         self._free_slots: list[int] = []
         self._matrix = np.zeros((0, STORY_DIMENSIONS), dtype=np.float32)
@@ -248,7 +256,7 @@ class EventStories:
         return story.story_id
 
     def scores(self, report: Report) -> dict[str, float]:
-        """The mean logit of ``report`` against each recent story (for evaluation and tests)."""
+        """The logit of ``report`` against each recent story (for evaluation and tests)."""
         slots, logits = self._score(report)
         return {self._story_at(int(k)).story_id: float(v) for k, v in zip(slots, logits, strict=True)}
 
@@ -265,8 +273,8 @@ class EventStories:
         return self._story_at(int(slots[best])) if logits[best] >= self.model.threshold else None
 
     def _score(self, report: Report) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate slots (stories within the window) and their mean logits: ``features``
-        for all of them at once."""
+        """The candidate slots (stories within the window) and their logits: ``features`` for
+        all of them at once."""
         window = self.model.window_days
         near = self._live & (self._first - window <= report.day) & (report.day <= self._last + window)
         slots = np.flatnonzero(near)
@@ -280,33 +288,33 @@ class EventStories:
         parts = np.zeros((STORY_DIMENSIONS, len(PARTS)), dtype=np.float32)
         for column, (start, end) in enumerate(PARTS):
             parts[start:end, column] = report.embedding[start:end]
-        sims = (self._matrix @ parts)[rows].astype(np.float64)
-        title, lead, event = sims[:, 0], sims[:, 1], sims[:, 2]
+        dots = (self._matrix @ parts)[rows].astype(np.float64)
         width = len(self._live)
 
         def per_slot(weights: np.ndarray) -> np.ndarray:
             return np.bincount(owner, weights=weights, minlength=width)[slots]
 
         size, day_sum = self._size[slots], self._day_sum[slots]
-        same_count = per_slot(self._row_count[rows] * same)
-        t_all, l_all, e_all = per_slot(title), per_slot(lead), per_slot(event)
+        lengths = np.sqrt(np.maximum(self._norm2[slots], 1e-12))  # of each part's member sum
+        cos_all = np.column_stack([per_slot(dots[:, j]) for j in range(len(PARTS))]) / lengths
+        cos_same = np.column_stack([per_slot(dots[:, j] * same) for j in range(len(PARTS))]) / lengths
+        (title, lead, event), (title_same, lead_same, event_same) = cos_all.T, cos_same.T
         columns = [
-            t_all,
-            l_all,
-            t_all - per_slot(title * same),
-            l_all - per_slot(lead * same),
-            self._shares("e", report.entities, slots, width),
-            size * (not report.entities),
-            self._shares("n", report.numbers, slots, width),
-            size * (not report.numbers),
-            self._shares("k", report.keywords, slots, width),
-            np.abs(size * report.day - day_sum),
-            size - same_count,
-            e_all,
-            e_all - per_slot(event * same),
+            title,
+            lead,
+            title - title_same,
+            lead - lead_same,
+            self._shares("e", report.entities, slots, width) / size,
+            np.full(len(slots), float(not report.entities)),
+            self._shares("n", report.numbers, slots, width) / size,
+            np.full(len(slots), float(not report.numbers)),
+            self._shares("k", report.keywords, slots, width) / size,
+            np.log1p(np.abs(report.day - day_sum / size)),
+            (size - per_slot(self._row_count[rows] * same)) / size,
+            event,
+            event - event_same,
         ]
-        features = np.column_stack(columns) / size[:, None]
-        return slots, features @ self.model.weights + self.model.bias
+        return slots, np.column_stack(columns) @ self.model.weights + self.model.bias
 
     def _shares(self, kind: str, found: frozenset[str], slots: np.ndarray, width: int) -> np.ndarray:
         """Per slot: sum over its members of |found ∩ member| / |found| (``_share``, from postings)."""
@@ -326,6 +334,7 @@ class EventStories:
             self._last = np.concatenate([self._last, np.zeros(grow)])
             self._size = np.concatenate([self._size, np.zeros(grow)])
             self._day_sum = np.concatenate([self._day_sum, np.zeros(grow)])
+            self._norm2 = np.vstack([self._norm2, np.zeros((grow, len(PARTS)))])
             self._live = np.concatenate([self._live, np.zeros(grow, dtype=bool)])
             self._slot_story += [None] * grow
             self._free_slots = list(range(start + grow - 1, start - 1, -1))
@@ -334,6 +343,7 @@ class EventStories:
         self._slot_story[slot] = story
         self._first[slot], self._last[slot], self._live[slot] = day, day, True
         self._size[slot] = self._day_sum[slot] = 0.0
+        self._norm2[slot] = 0.0
         self._stories[story_id] = story
         return story
 
@@ -355,6 +365,11 @@ class EventStories:
 
     def _add(self, story: _Story, report: Report) -> None:
         row = self._row(story, report.lang)  # first: it may grow (replace) the matrix
+        # |S + e|^2 = |S|^2 + 2 S.e + |e|^2 per part, S the story's member sum before e joins.
+        total = self._matrix[list(story.rows.values())].sum(axis=0)
+        for j, (start, end) in enumerate(PARTS):
+            part = report.embedding[start:end]
+            self._norm2[story.slot, j] += 2.0 * float(total[start:end] @ part) + float(part @ part)
         self._matrix[row] += report.embedding
         self._row_count[row] += 1
         story.size += 1
@@ -442,6 +457,8 @@ class EventStories:
                 row = self._row(story, lang)  # first: it may grow (replace) the matrix
                 self._matrix[row] = matrix[stored]
                 self._row_count[row] = story.langs[lang]
+            total = matrix[raw["rows"]].astype(np.float64).sum(axis=0)
+            self._norm2[story.slot] = [float(total[a:b] @ total[a:b]) for a, b in PARTS]
 
     def save(self) -> None:
         if self.state_dir is None:
@@ -491,9 +508,15 @@ def pair_features(later: Report, earlier: Report) -> np.ndarray:
     story.entities.update(earlier.entities)
     story.numbers.update(earlier.numbers)
     story.keywords.update(earlier.keywords)
-    sims = np.array([float(later.embedding[a:b] @ earlier.embedding[a:b]) for a, b in PARTS])
+    cosines = np.array(
+        [
+            float(later.embedding[a:b] @ earlier.embedding[a:b])
+            / max(float(np.linalg.norm(earlier.embedding[a:b])), 1e-6)
+            for a, b in PARTS
+        ]
+    )
     same = later.lang == earlier.lang
-    return features(later, story, np.concatenate([sims, sims * same]))
+    return features(later, story, np.concatenate([cosines, cosines * same]))
 
 
 def report_of(

@@ -57,7 +57,7 @@ from newsmon.nlp.training.signal import (
 from newsmon.nlp.training.signal_eval import flagged
 
 WINDOWS = (7.0, 14.0)  # days tried
-THRESHOLDS = tuple(np.round(np.arange(-1.0, 4.01, 0.25), 2))  # mean logits tried
+THRESHOLDS = tuple(np.round(np.arange(-1.0, 4.01, 0.25), 2))  # story logits tried
 MIN_PRECISION = 0.95  # the goal: the lowest threshold that keeps it on the training folds
 REGULARISATION = 1.0
 FOLDS = 2
