@@ -365,12 +365,8 @@ class EventStories:
 
     def _add(self, story: _Story, report: Report) -> None:
         row = self._row(story, report.lang)  # first: it may grow (replace) the matrix
-        # |S + e|^2 = |S|^2 + 2 S.e + |e|^2 per part, S the story's member sum before e joins.
-        total = self._matrix[list(story.rows.values())].sum(axis=0)
-        for j, (start, end) in enumerate(PARTS):
-            part = report.embedding[start:end]
-            self._norm2[story.slot, j] += 2.0 * float(total[start:end] @ part) + float(part @ part)
         self._matrix[row] += report.embedding
+        self._update_norms(story)
         self._row_count[row] += 1
         story.size += 1
         story.day_sum += report.day
@@ -382,6 +378,11 @@ class EventStories:
             counts.update(values)
             for value in values:
                 self._postings.setdefault(f"{kind}:{value}", Counter())[story.slot] += 1
+
+    def _update_norms(self, story: _Story) -> None:
+        """The squared length of each part of the story's member sum (its language rows added)."""
+        total = self._matrix[list(story.rows.values())].astype(np.float64).sum(axis=0)
+        self._norm2[story.slot] = [float(total[a:b] @ total[a:b]) for a, b in PARTS]
 
     def _remember(self, doc_id: str, story_id: str) -> None:
         self._docs[doc_id] = story_id
@@ -457,8 +458,7 @@ class EventStories:
                 row = self._row(story, lang)  # first: it may grow (replace) the matrix
                 self._matrix[row] = matrix[stored]
                 self._row_count[row] = story.langs[lang]
-            total = matrix[raw["rows"]].astype(np.float64).sum(axis=0)
-            self._norm2[story.slot] = [float(total[a:b] @ total[a:b]) for a, b in PARTS]
+            self._update_norms(story)
 
     def save(self) -> None:
         if self.state_dir is None:
