@@ -24,8 +24,8 @@ from helpers.articles import DESK, isolated, story
 from helpers.smtpsink import ReceivedMail, SmtpSink
 
 from newsmon.alerts.ledger import Ledger
-from newsmon.alerts.rules import AlertRule, parse_rules
-from newsmon.alerts.run import AlertRunStats, ledger_path, run_alerts
+from newsmon.alerts.rules import AlertRule, load_rules, parse_rules, rules_path
+from newsmon.alerts.run import AlertRunStats, ledger_path, open_ledger, run_alerts
 from newsmon.errors import NewsmonError
 from newsmon.index.bulk import index_articles
 from newsmon.index.client import articles_alias, es_client
@@ -70,6 +70,18 @@ def _settings(es: Node, sink: SmtpSink | None = None, **overrides: Any) -> Setti
 
 def _run(settings: Settings, es: Node, **kwargs: Any) -> AlertRunStats:
     return run_alerts(settings, IndexMatcher(settings, es.client), **kwargs)
+
+
+def _window(settings: Settings, es: Node) -> str:
+    """What the next alert run's window starts from and what it can find: each rule's checkpoint
+    and every document's ``indexed`` (a failure message: this test failed once under load)."""
+    ledger = open_ledger(settings)
+    try:
+        checkpoints = {rule.name: ledger.checkpoint(rule.name) for rule in load_rules(rules_path(settings))}
+    finally:
+        ledger.close()
+    hits = es.client.search(index=articles_alias(es.settings), size=50, source=["indexed"])["hits"]["hits"]
+    return f"checkpoints {checkpoints}; indexed {sorted(hit['_source']['indexed'] for hit in hits)}"
 
 
 def _subjects(mails: list[ReceivedMail]) -> list[str]:
@@ -387,7 +399,8 @@ def test_one_alert_per_event_story_and_later_coverage_only_in_the_digest(
         later = [story(3, lang="en", story_id="evt"), story(4, lang="zh", story_id="evt")]
         es.add(*later, story(5, story_id="new-action"))
         immediate = _run(settings, es)
-        assert (immediate.matched, immediate.emails, immediate.skipped_already_sent) == (3, 1, 1)
+        got = (immediate.matched, immediate.emails, immediate.skipped_already_sent)
+        assert got == (3, 1, 1), _window(settings, es)
         assert _subjects(sink.wait_for(2))[1] == f"[newsmon] {story(5).title}"
 
         # The digest run carries the immediate rule's more coverage; the SMTP server is down first.
