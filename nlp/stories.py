@@ -166,29 +166,55 @@ def _share(found: frozenset[str], counts: Counter[str]) -> float:
     return sum(counts[x] for x in found) / len(found) if found else 0.0
 
 
+def _columns(
+    report: Report,
+    cosines: np.ndarray,
+    same_cosines: np.ndarray,
+    shares: tuple[Any, Any, Any],
+    mean_day: Any,
+    other_language: Any,
+) -> list[Any]:
+    """The FEATURES values of ``report`` against one story (scalars) or many (arrays, one value
+    per story): ``cosines``, the (title, lead, event) cosines to the centroid, and
+    ``same_cosines``, their parts from members in the report's language; ``shares``, its
+    entities', numbers' and keywords' shares averaged over the members; the members' mean day;
+    the share of members in another language."""
+    (title, lead, event), (title_same, lead_same, event_same) = cosines, same_cosines
+    entities, numbers, keywords = shares
+    blank = np.zeros_like(np.asarray(mean_day, dtype=np.float64))
+    return [
+        title,
+        lead,
+        title - title_same,
+        lead - lead_same,
+        entities,
+        blank + (not report.entities),
+        numbers,
+        blank + (not report.numbers),
+        keywords,
+        np.log1p(np.abs(report.day - mean_day)),
+        other_language,
+        event,
+        event - event_same,
+    ]
+
+
 def features(report: Report, story: _Story, cosines: np.ndarray) -> np.ndarray:
     """The FEATURES row of ``report`` against ``story``. ``cosines``: the (title, lead, event)
     cosines to the story's centroid, then the parts of them from its members in the report's
     language (the dot products with that language's member sum over the centroid's length)."""
     n = story.size
-    title, lead, event, title_same, lead_same, event_same = cosines
-    return np.array(
-        [
-            title,
-            lead,
-            title - title_same,
-            lead - lead_same,
-            _share(report.entities, story.entities) / n,
-            0.0 if report.entities else 1.0,
-            _share(report.numbers, story.numbers) / n,
-            0.0 if report.numbers else 1.0,
-            _share(report.keywords, story.keywords) / n,
-            np.log1p(abs(report.day - story.day_sum / n)),
-            (n - story.langs[report.lang]) / n,
-            event,
-            event - event_same,
-        ]
+    shares = tuple(
+        _share(found, counts) / n
+        for found, counts in (
+            (report.entities, story.entities),
+            (report.numbers, story.numbers),
+            (report.keywords, story.keywords),
+        )
     )
+    other_language = (n - story.langs[report.lang]) / n
+    row = _columns(report, cosines[:3], cosines[3:], shares, story.day_sum / n, other_language)
+    return np.array(row, dtype=np.float64)
 
 
 class EventStories:
@@ -296,24 +322,14 @@ class EventStories:
 
         size, day_sum = self._size[slots], self._day_sum[slots]
         lengths = np.sqrt(np.maximum(self._norm2[slots], 1e-12))  # of each part's member sum
-        cos_all = np.column_stack([per_slot(dots[:, j]) for j in range(len(PARTS))]) / lengths
-        cos_same = np.column_stack([per_slot(dots[:, j] * same) for j in range(len(PARTS))]) / lengths
-        (title, lead, event), (title_same, lead_same, event_same) = cos_all.T, cos_same.T
-        columns = [
-            title,
-            lead,
-            title - title_same,
-            lead - lead_same,
-            self._shares("e", report.entities, slots, width) / size,
-            np.full(len(slots), float(not report.entities)),
-            self._shares("n", report.numbers, slots, width) / size,
-            np.full(len(slots), float(not report.numbers)),
-            self._shares("k", report.keywords, slots, width) / size,
-            np.log1p(np.abs(report.day - day_sum / size)),
-            (size - per_slot(self._row_count[rows] * same)) / size,
-            event,
-            event - event_same,
-        ]
+        cosines = np.column_stack([per_slot(dots[:, j]) for j in range(len(PARTS))]) / lengths
+        same_cosines = np.column_stack([per_slot(dots[:, j] * same) for j in range(len(PARTS))]) / lengths
+        shares = tuple(
+            self._shares(kind, found, slots, width) / size
+            for kind, found in (("e", report.entities), ("n", report.numbers), ("k", report.keywords))
+        )
+        other_language = (size - per_slot(self._row_count[rows] * same)) / size
+        columns = _columns(report, cosines.T, same_cosines.T, shares, day_sum / size, other_language)
         return slots, np.column_stack(columns) @ self.model.weights + self.model.bias
 
     def _shares(self, kind: str, found: frozenset[str], slots: np.ndarray, width: int) -> np.ndarray:
