@@ -200,9 +200,20 @@ def test_training_uses_the_training_split_only(tmp_path: Path, analyzer: Analyze
     for path in sorted(CORPUS_DIR.glob("*.jsonl")):
         lines = path.read_text(encoding="utf-8").splitlines()
         (corpus / path.name).write_text("\n".join(lines[::6]) + "\n", encoding="utf-8")
-    result = train(corpus, tmp_path / "heads", analyzer=analyzer)
+    result = train(corpus, tmp_path / "heads", analyzer=analyzer, out_of_fold=tmp_path / "oof.jsonl")
     held = {i.url for i in load_corpus(corpus) if i.holdout}
     assert held and not held & {n["url"] for n in result.meta["neighbours"]}
+    # The out-of-fold file: every training item twice (full, headline-only), no held-out one.
+    rows = [json.loads(line) for line in (tmp_path / "oof.jsonl").read_text(encoding="utf-8").splitlines()]
+    training = {i.id: i for i in load_corpus(corpus) if not i.holdout}
+    corpus_rows = [r for r in rows if r["id"] in training]
+    assert Counter(r["id"] for r in corpus_rows) == dict.fromkeys(training, 2)
+    assert not {r["id"] for r in rows} & {i.id for i in load_corpus(corpus) if i.holdout}
+    for r in corpus_rows:
+        item = training[r["id"]]
+        assert r["alert"] == item.alert and 0 <= r["alert_probability"] <= 1
+        kind = "headline_alert_thresholds" if r["headline_only"] else "alert_thresholds"
+        assert r["alert_threshold"] == result.meta[kind].get(r["lang"], result.meta[kind]["default"])
     assert set(result.meta["alert_thresholds"]) == {*LANGS, "default"}
     assert set(result.meta["headline_alert_thresholds"]) == {*LANGS, "default"}
     model = SignalModel(tmp_path / "heads")

@@ -543,9 +543,11 @@ def train(
     shared: Path | None = None,
     analyzer: Analyzer | None = None,
     progress: Progress | None = None,
+    out_of_fold: Path | None = None,
 ) -> TrainResult:
     """Fit the heads on the training split (plus, with ``shared``, the labelled shared
-    headlines) and write them to ``out``."""
+    headlines) and write them to ``out``; with ``out_of_fold``, also each training row's
+    out-of-fold probabilities (write_out_of_fold)."""
     say = progress or (lambda _line: None)
     items = [item for item in load_corpus(corpus) if not item.holdout]
     labelled = shared_headlines(shared) if shared else []
@@ -572,6 +574,9 @@ def train(
         _alert_thresholds(oof[:, 0], y[:, 0], langs, rows_of) for rows_of in (~bare, bare)
     )
     topic_thresholds = {label: f1_threshold(oof[:, j + 1], y[:, j + 1]) for j, label in enumerate(TOPICS)}
+    if out_of_fold:
+        thresholds = [(headline_thresholds if row_bare else alert_thresholds) for row_bare in bare]
+        write_out_of_fold(out_of_fold, rows, oof, thresholds, langs)
     relevance = fit_relevance(shared, say) if shared else None
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -639,6 +644,36 @@ def train(
     }
     (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return TrainResult(out, meta)
+
+
+def write_out_of_fold(
+    path: Path,
+    rows: Sequence[SignalItem],
+    oof: np.ndarray,
+    thresholds: Sequence[dict[str, float]],
+    langs: np.ndarray,
+) -> None:
+    """One JSON line per training row: its labels and the probabilities the heads gave it from
+    folds that never saw its event, with the alert threshold of its language. Reading where the
+    training split's own misses and false alarms lie guides labelling and the next corpus round
+    without looking at the evaluation split."""
+    with path.open("w", encoding="utf-8") as out:
+        for row, probabilities, chosen, lang in zip(rows, oof, thresholds, langs, strict=True):
+            line = {
+                "id": row.id,
+                "event": row.event,
+                "lang": str(lang),
+                "headline_only": not row.text,
+                "title": row.title,
+                "alert": int(row.alert),
+                "alert_probability": round(float(probabilities[0]), 4),
+                "alert_threshold": chosen.get(str(lang), chosen["default"]),
+                "topics": list(row.topics),
+                "topic_probabilities": {
+                    t: round(float(p), 4) for t, p in zip(TOPICS, probabilities[1:], strict=True)
+                },
+            }
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def prf(

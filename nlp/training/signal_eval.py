@@ -363,9 +363,16 @@ def train_command(
     shared: Annotated[
         Path | None, typer.Option(help="../shared/data: add its labelled headlines (topic_trainset.tsv).")
     ] = None,
+    out_of_fold: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write each training row's out-of-fold probabilities here (JSON lines): "
+            "where the training split's own misses and false alarms lie."
+        ),
+    ] = None,
 ) -> None:
     """Fit the heads on the training split (events never in the evaluation split)."""
-    result = train(corpus, out, shared=shared, progress=_say)
+    result = train(corpus, out, shared=shared, progress=_say, out_of_fold=out_of_fold)
     meta = result.meta
     typer.echo(
         f"trained on {meta['corpus']['training_items']} items ({meta['corpus']['training_events']} events); "
