@@ -40,6 +40,8 @@ def test_corpus_is_large_varied_and_split_by_event() -> None:
     assert scripts["hans"] > scripts["hant"] > 0.25 * langs["zh"], scripts
     assert len({i.url for i in items}) == len(items)  # one real article, one item
     assert all(i.url.startswith(("http://", "https://")) for i in items)
+    # An alert reports an action: its event id is evt:, never one of the neg: stories (GUIDE.md).
+    assert not [i.id for i in items if i.alert and not i.event.startswith("evt:")]
     held = {i.event for i in items if i.holdout}
     trained = {i.event for i in items if not i.holdout}
     assert held and trained and not held & trained
