@@ -575,8 +575,7 @@ def train(
     )
     topic_thresholds = {label: f1_threshold(oof[:, j + 1], y[:, j + 1]) for j, label in enumerate(TOPICS)}
     if out_of_fold:
-        thresholds = [(headline_thresholds if row_bare else alert_thresholds) for row_bare in bare]
-        write_out_of_fold(out_of_fold, rows, oof, thresholds, langs)
+        write_out_of_fold(out_of_fold, rows, oof, alert_thresholds, headline_thresholds)
     relevance = fit_relevance(shared, say) if shared else None
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -650,24 +649,25 @@ def write_out_of_fold(
     path: Path,
     rows: Sequence[SignalItem],
     oof: np.ndarray,
-    thresholds: Sequence[dict[str, float]],
-    langs: np.ndarray,
+    full_thresholds: dict[str, float],
+    headline_thresholds: dict[str, float],
 ) -> None:
     """One JSON line per training row: its labels and the probabilities the heads gave it from
-    folds that never saw its event, with the alert threshold of its language. Reading where the
-    training split's own misses and false alarms lie guides labelling and the next corpus round
-    without looking at the evaluation split."""
+    folds that never saw its event, with the alert threshold of its language (a headline-only
+    row's own). Reading where the training split's own misses and false alarms lie guides
+    labelling and the next corpus round without looking at the evaluation split."""
     with path.open("w", encoding="utf-8") as out:
-        for row, probabilities, chosen, lang in zip(rows, oof, thresholds, langs, strict=True):
+        for row, probabilities in zip(rows, oof, strict=True):
+            chosen = headline_thresholds if not row.text else full_thresholds
             line = {
                 "id": row.id,
                 "event": row.event,
-                "lang": str(lang),
+                "lang": row.lang,
                 "headline_only": not row.text,
                 "title": row.title,
                 "alert": int(row.alert),
                 "alert_probability": round(float(probabilities[0]), 4),
-                "alert_threshold": chosen.get(str(lang), chosen["default"]),
+                "alert_threshold": chosen.get(row.lang, chosen["default"]),
                 "topics": list(row.topics),
                 "topic_probabilities": {
                     t: round(float(p), 4) for t, p in zip(TOPICS, probabilities[1:], strict=True)
